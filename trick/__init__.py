@@ -1,0 +1,61 @@
+"""trick: a declarative language and compiler for neural network training recipes.
+
+    import trick
+    program = trick.parse("specs/mnist1d_cnn.trick")     # the AST
+    diagnostics = trick.check("specs/mnist1d_cnn.trick")  # list of Diagnostic, [] when clean
+
+Importing `trick` loads neither torch nor numpy; only compiling and running a spec do.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .dsl import ast
+from .dsl.diagnostics import Diagnostic, Span, TrickCheckError, TrickError, TrickImportError, TrickSyntaxError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Diagnostic",
+    "Span",
+    "TrickCheckError",
+    "TrickError",
+    "TrickImportError",
+    "TrickSyntaxError",
+    "ast",
+    "check",
+    "format",
+    "parse",
+]
+
+
+def parse(source: str | os.PathLike) -> ast.Program:
+    """The AST of a spec, given its text or the path of a .trick file.
+
+    Raises TrickSyntaxError (with every syntax error of the file) if it does not parse.
+    """
+    from .dsl.imports import is_path
+    from .dsl.parser import parse_text, read_source
+
+    if is_path(source):
+        return parse_text(read_source(source), str(source))
+    return parse_text(str(source))
+
+
+def check(source: str | os.PathLike) -> list[Diagnostic]:
+    """Every diagnostic for a spec (text or path) and the specs it imports, in line order.
+
+    Each has path, line, column, severity ("error" or "warning"), message and suggestion.
+    An empty list means the spec is clean.
+    """
+    from .compiler.check import check_source
+
+    return check_source(source).diagnostics
+
+
+def format(source: str | os.PathLike) -> str:  # noqa: A001 - mirrors `trickc fmt`
+    """The canonical layout of a spec (text or path), comments kept."""
+    from .dsl.format import format_program
+
+    return format_program(parse(source))

@@ -1,0 +1,5 @@
+"""`python -m trick ...` is `trickc ...`."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""The `trickc` command: verbs over the stages, TrickError -> `file:line:col` and exit codes.
+
+Exit codes: 0 success (warnings allowed), 1 the spec has errors (or `fmt --check` found
+files to reformat), 2 a usage error (bad arguments, a file that does not exist).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Sequence
+
+from .dsl.diagnostics import Diagnostic, TrickError
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trickc", description="Compile and run .trick neural network training recipes.")
+    parser.add_argument("--version", action="version", version=f"trickc {_version()}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+
+    check = verbs.add_parser("check", help="parse and check specs (fast; no torch)", description="Parse and check specs; print every error with its file, line and column.")
+    check.add_argument("specs", nargs="+", metavar="SPEC", help=".trick files")
+    check.add_argument("--json", action="store_true", help="print the diagnostics as JSON, one list for all files")
+    check.set_defaults(func=cmd_check)
+
+    fmt = verbs.add_parser("fmt", help="rewrite specs in the canonical layout", description="Rewrite specs in the canonical layout, keeping comments. '-' reads standard input and writes standard output.")
+    fmt.add_argument("specs", nargs="+", metavar="SPEC", help=".trick files, or - for standard input")
+    fmt.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not formatted")
+    fmt.set_defaults(func=cmd_fmt)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("trickc: interrupted", file=sys.stderr)
+        return 130
+
+
+def _missing(paths: Sequence[str]) -> int | None:
+    for path in paths:
+        if path != "-" and not os.path.exists(path):
+            print(f"trickc: error: no such file: {path}", file=sys.stderr)
+            return EXIT_USAGE
+        if path != "-" and os.path.isdir(path):
+            print(f"trickc: error: {path} is a directory; name the .trick files", file=sys.stderr)
+            return EXIT_USAGE
+    return None
+
+
+def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
+    for d in diagnostics:
+        print(d.render(), file=sys.stderr)
+
+
+def cmd_check(args) -> int:
+    from .compiler.check import check_source
+
+    missing = _missing(args.specs)
+    if missing is not None:
+        return missing
+    status = EXIT_OK
+    everything: list[Diagnostic] = []
+    for path in args.specs:
+        diagnostics = check_source(path).diagnostics
+        everything += diagnostics
+        errors = sum(d.severity == "error" for d in diagnostics)
+        warnings = len(diagnostics) - errors
+        if not args.json:
+            _print_diagnostics(diagnostics)
+            if errors:
+                print(f"{path}: {errors} error{'s' * (errors != 1)}" + (f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""), file=sys.stderr)
+            else:
+                print(f"{path}: ok" + (f" ({warnings} warning{'s' * (warnings != 1)})" if warnings else ""))
+        if errors:
+            status = EXIT_ERRORS
+    if args.json:
+        print(json.dumps([d.to_json() for d in everything], indent=2))
+    return status
+
+
+def cmd_fmt(args) -> int:
+    from .dsl.format import format_program
+    from .dsl.parser import parse_text, read_source
+
+    missing = _missing(args.specs)
+    if missing is not None:
+        return missing
+    status = EXIT_OK
+    for path in args.specs:
+        try:
+            text = sys.stdin.read() if path == "-" else read_source(path)
+            formatted = format_program(parse_text(text, "<stdin>" if path == "-" else path))
+        except TrickError as err:
+            _print_diagnostics(err.diagnostics)
+            status = EXIT_ERRORS
+            continue
+        if path == "-":
+            sys.stdout.write(formatted)
+        elif formatted != text:
+            if args.check:
+                print(f"would reformat {path}")
+                status = EXIT_ERRORS
+            else:
+                with open(path, "w", encoding="utf-8", newline="\n") as handle:
+                    handle.write(formatted)
+                print(f"reformatted {path}")
+    return status

@@ -1,0 +1,675 @@
+"""Semantic checks that need no torch: names, types, ranges, references.
+
+`check_source` loads a spec with its imports and returns every diagnostic, in line order.
+The checker binds each clause's arguments against its schema in `registry`, so the values
+later stages read are already converted, range-checked and completed with defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..dsl import ast
+from ..dsl.diagnostics import Diagnostic, SourceLines, Span, TrickCheckError, did_you_mean
+from ..dsl.imports import Loaded, load
+from . import registry as R
+from .schema import REQUIRED, ClauseSchema, Invalid, Registry
+
+METRIC_NAMES = ("loss", "accuracy")
+SPLITS = ("train", "val")
+SOURCES_WITH_TEST_SPLIT = ("mnist1d",)
+
+
+@dataclass
+class Bound:
+    """A clause whose arguments have been checked against its schema."""
+
+    schema: ClauseSchema
+    clause: ast.Clause
+    kind: str | None = None  # the entry chosen from schema.kind (`adamw` in `optimizer adamw`)
+    values: dict[str, Any] = field(default_factory=dict)  # every parameter, defaults filled
+    given: set[str] = field(default_factory=set)  # parameters the spec wrote
+    spans: dict[str, Span] = field(default_factory=dict)  # where each given value is
+    extra: list[Any] = field(default_factory=list)  # variadic values
+    arrow: str | None = None  # the name after '->' (`hint a -> b`)
+
+    @property
+    def name(self) -> str:
+        return self.schema.name
+
+    @property
+    def span(self) -> Span:
+        return self.clause.span
+
+    def span_of(self, param: str) -> Span:
+        return self.spans.get(param, self.clause.name_span)
+
+
+@dataclass
+class ModelItem:
+    """One element of the model: a layer, or a `repeat`/`residual`/`head` with a body."""
+
+    bound: Bound
+    label: str | None = None
+    body: list["ModelItem"] | None = None
+
+
+@dataclass
+class CheckedSpec:
+    """A spec after checking: its clauses bound by block, and its checked imports."""
+
+    program: ast.Program
+    loaded: Loaded
+    blocks: dict[str, list[Bound]] = field(default_factory=dict)
+    model: list[ModelItem] = field(default_factory=list)
+    targets: list[ast.Target] = field(default_factory=list)
+    imports: dict[str, "CheckedSpec | None"] = field(default_factory=dict)
+
+    def clause(self, block: str, name: str) -> Bound | None:
+        return next((b for b in self.blocks.get(block, ()) if b.name == name), None)
+
+    def labels(self) -> dict[str, ModelItem]:
+        found: dict[str, ModelItem] = {}
+
+        def walk(items: list[ModelItem]) -> None:
+            for item in items:
+                if item.label:
+                    found.setdefault(item.label, item)
+                if item.body:
+                    walk(item.body)
+
+        walk(self.model)
+        return found
+
+    def heads(self) -> list[ModelItem]:
+        return [i for i in self.model if i.bound.name == "head"]
+
+
+class _Checker:
+    def __init__(self, loaded: Loaded):
+        self.loaded = loaded
+        self.program = loaded.program
+        self.file = loaded.program.file
+        self.diagnostics: list[Diagnostic] = []
+        self.spec = CheckedSpec(loaded.program, loaded)
+
+    # -- reporting ------------------------------------------------------------------------------
+
+    def error(self, span: Span, message: str, suggestion: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(span, message, "error", suggestion))
+
+    def warning(self, span: Span, message: str) -> None:
+        self.diagnostics.append(Diagnostic(span, message, "warning"))
+
+    # -- the file -------------------------------------------------------------------------------
+
+    def run(self, checked_imports: dict[str, CheckedSpec | None]) -> CheckedSpec:
+        self.spec.imports = checked_imports
+        items = self.program.items
+        start = Span.point(self.file, 1, 1)
+        specs = [i for i in items if isinstance(i, ast.SpecDecl)]
+        if not specs:
+            self.error(start, "a spec starts with 'spec NAME'; this file has no spec line")
+        else:
+            if items[0] is not specs[0]:
+                self.error(specs[0].span, "'spec NAME' must be the first line of the file")
+            for extra in specs[1:]:
+                self.error(extra.span, f"a file holds one spec; 'spec {specs[0].name}' is already at line {specs[0].span.line}")
+        seen_block = False
+        aliases: dict[str, ast.Import] = {}
+        blocks: dict[str, ast.Clause] = {}
+        for item in items:
+            if isinstance(item, ast.Import):
+                if seen_block:
+                    self.error(item.span, "imports go before the blocks")
+                if item.alias in aliases:
+                    self.error(item.alias_span, f"'{item.alias}' is already imported at line {aliases[item.alias].span.line}")
+                aliases[item.alias] = item
+            elif isinstance(item, ast.Target):
+                self.error(item.span, "'target' belongs inside the data block")
+            elif isinstance(item, ast.Line):
+                seen_block = True
+                self.top_level_line(item, blocks)
+        for name in R.REQUIRED_BLOCKS:
+            if name not in blocks and specs:
+                self.error(specs[0].span, f"the spec has no '{name}' block")
+        for name, clause in blocks.items():
+            self.block(name, clause)
+        self.cross_checks(aliases)
+        return self.spec
+
+    def top_level_line(self, line: ast.Line, blocks: dict[str, ast.Clause]) -> None:
+        clause = line.chain[0]
+        if line.label is not None:
+            self.error(line.label_span, "labels go on lines inside the model block")
+            return
+        if len(line.chain) > 1:
+            self.error(line.chain[1].name_span, "'->' chains go inside the model block")
+            return
+        if clause.body is None:
+            home = self.home_block(clause.name)
+            if clause.name in R.BLOCKS:
+                self.error(clause.name_span, f"the {clause.name} block needs braces: {clause.name} {{ ... }}")
+            elif home:
+                self.error(clause.name_span, f"'{clause.name}' must be inside a block; it belongs in '{home}'")
+            else:
+                hint, best = did_you_mean(clause.name, R.BLOCKS.names())
+                self.error(clause.name_span, f"expected a block such as 'model {{ ... }}', found '{clause.name}'{hint}", best)
+            return
+        if clause.name not in R.BLOCKS:
+            hint, best = did_you_mean(clause.name, R.BLOCKS.names())
+            self.error(clause.name_span, f"unknown block '{clause.name}'{hint}", best)
+            return
+        if clause.name in blocks:
+            self.error(clause.name_span, f"duplicate block '{clause.name}' (the first is at line {blocks[clause.name].span.line})")
+            return
+        if clause.args or clause.options:
+            first = (list(clause.args) + [o.value for o in clause.options])[0]
+            self.error(getattr(first, "span", clause.name_span), f"the {clause.name} block takes no arguments")
+        blocks[clause.name] = clause
+
+    @staticmethod
+    def home_block(name: str) -> str | None:
+        for block, registries in R.BLOCK_CLAUSES.items():
+            if any(name in r for r in registries):
+                return block
+        return None
+
+    # -- blocks -----------------------------------------------------------------------------------
+
+    def block(self, name: str, clause: ast.Clause) -> None:
+        if name == "model":
+            self.spec.model = self.model_body(clause.body or (), top=True)
+            return
+        registries = R.BLOCK_CLAUSES[name]
+        bound: list[Bound] = []
+        for statement in clause.body or ():
+            if isinstance(statement, ast.Target):
+                if name != "data":
+                    self.error(statement.span, "'target' belongs inside the data block")
+                else:
+                    self.spec.targets.append(statement)
+                continue
+            if statement.label is not None:
+                self.error(statement.label_span, "labels go on lines inside the model block")
+            head = statement.chain[0]
+            schema = self.lookup(head, name, registries)
+            if schema is None:
+                continue
+            result = self.bind(head, schema)
+            if result is None:
+                continue
+            if len(statement.chain) > 1:
+                self.arrow(statement, result)
+            elif schema.chain:
+                self.error(head.span, f"'{schema.name}' needs '-> LABEL' after its argument: {schema.example}")
+            bound.append(result)
+        self.duplicates(bound, name)
+        self.spec.blocks[name] = bound
+        if name == "data":
+            self.check_targets()
+
+    def arrow(self, statement: ast.Line, result: Bound) -> None:
+        chain = statement.chain
+        if not result.schema.chain:
+            self.error(chain[1].name_span, "'->' chains go inside the model block")
+            return
+        target = chain[1]
+        if len(chain) > 2 or target.args or target.options or target.body is not None:
+            self.error(target.span, f"expected one label after '->': {result.schema.example}")
+            return
+        result.arrow = target.name
+        result.spans["->"] = target.name_span
+
+    def lookup(self, clause: ast.Clause, block: str, registries: tuple[Registry, ...]) -> ClauseSchema | None:
+        for reg in registries:
+            schema = reg.get(clause.name)
+            if schema is not None:
+                return schema
+        home = self.home_block(clause.name)
+        if home is not None and home != block:
+            self.error(clause.name_span, f"'{clause.name}' belongs in the '{home}' block, not in '{block}'")
+            return None
+        names = [n for reg in registries for n in reg.names()]
+        hint, best = did_you_mean(clause.name, names)
+        kind = "layer" if block == "model" else registries[0].kind
+        if clause.name in R.BLOCKS:
+            self.error(clause.name_span, f"the {clause.name} block goes at the top level, not inside '{block}'")
+        else:
+            self.error(clause.name_span, f"unknown {kind} '{clause.name}'{hint}", best)
+        return None
+
+    def duplicates(self, bound: list[Bound], block: str) -> None:
+        seen: dict[tuple[str, str | None], Bound] = {}
+        for b in bound:
+            key = (b.name, b.kind if b.schema.repeatable else None)
+            if b.schema.repeatable and b.schema.kind is None:
+                continue
+            if key in seen:
+                what = f"'{b.name} {b.kind}'" if b.schema.repeatable else f"'{b.name}'"
+                self.error(b.clause.name_span, f"{what} is given twice in {block} (first at line {seen[key].clause.span.line})")
+            else:
+                seen[key] = b
+
+    # -- binding arguments -------------------------------------------------------------------------
+
+    def bind(self, clause: ast.Clause, schema: ClauseSchema) -> Bound | None:
+        """Check a clause's arguments against its schema; None if it cannot be used."""
+        result = Bound(schema, clause)
+        ok = True
+        args = [a for a in clause.args if not (isinstance(a, ast.Ref) and a.name in schema.connectives)]
+        params = list(schema.params)
+        if schema.kind is not None:
+            kinds = schema.kind
+            if args and isinstance(args[0], ast.Ref) and len(args[0].parts) == 1 and args[0].name in kinds:
+                result.kind = args[0].name
+                result.spans["kind"] = args[0].span
+                args = args[1:]
+            elif args and isinstance(args[0], ast.Ref):
+                hint, best = did_you_mean(args[0].name, kinds.names())
+                self.error(args[0].span, f"unknown {kinds.kind} '{args[0].name}'{hint}", best)
+                return None
+            elif schema.kind_default is not None:
+                result.kind = schema.kind_default
+            else:
+                self.error(clause.name_span, f"'{schema.name}' needs {_article(kinds.kind)}: {_or_list(kinds.names())}")
+                return None
+            entry = kinds.get(result.kind)
+            assert entry is not None
+            params = params + list(entry.params)
+        by_name = {p.name: p for p in params}
+        positional = [p for p in params if p.positional]
+        for index, value in enumerate(args):
+            if index < len(positional):
+                param = positional[index]
+                if self.set_value(result, param, value, value.span):
+                    result.given.add(param.name)
+                else:
+                    ok = False
+            elif schema.variadic is not None:
+                try:
+                    result.extra.append(schema.variadic.type.convert(value))
+                except Invalid as err:
+                    self.error(value.span, f"{schema.variadic.name}: {err.message}", err.suggestion)
+                    ok = False
+            else:
+                what = f"'{schema.name} {result.kind}'" if result.kind else f"'{schema.name}'"
+                if positional:
+                    names = ", ".join(p.name for p in positional)
+                    self.error(value.span, f"too many arguments: {what} takes {len(positional)} positional argument{'s' if len(positional) > 1 else ''} ({names})")
+                elif by_name:
+                    self.error(value.span, f"{what} takes only named options such as {next(iter(by_name))}=...; found {_describe_value(value)}")
+                else:
+                    self.error(value.span, f"{what} takes no arguments")
+                ok = False
+        for option in clause.options:
+            param = by_name.get(option.name)
+            if param is None:
+                what = f"'{schema.name} {result.kind}'" if result.kind else f"'{schema.name}'"
+                if not by_name:
+                    self.error(option.name_span, f"{what} takes no options")
+                else:
+                    hint, best = did_you_mean(option.name, by_name)
+                    self.error(option.name_span, f"unknown option '{option.name}' for {what}{hint}", best)
+                ok = False
+                continue
+            if param.name in result.given:
+                self.error(option.name_span, f"'{param.name}' is given twice")
+                ok = False
+                continue
+            if self.set_value(result, param, option.value, option.value.span):
+                result.given.add(param.name)
+            else:
+                ok = False
+        for param in params:
+            if param.name not in result.given:
+                if param.required:
+                    if ok:
+                        what = f"'{schema.name} {result.kind}'" if result.kind else f"'{schema.name}'"
+                        how = f"{param.name}" if param.positional else f"{param.name}=..."
+                        self.error(clause.name_span, f"{what} needs {param.name} ({param.type.describe()}): {schema.name}{' ' + result.kind if result.kind else ''} {how.upper() if param.positional else how}")
+                    ok = False
+                else:
+                    result.values[param.name] = param.default
+        if schema.body is None and clause.body is not None:
+            self.error(clause.name_span, f"'{schema.name}' takes no {{ }} block")
+            ok = False
+        elif schema.body_required and clause.body is None:
+            self.error(clause.name_span, f"'{schema.name}' needs a {{ }} block: {schema.example}")
+            ok = False
+        return result if ok else None
+
+    def set_value(self, result: Bound, param, value: ast.Value, span: Span) -> bool:
+        try:
+            result.values[param.name] = param.type.convert(value)
+        except Invalid as err:
+            self.error(span, f"{param.name}: {err.message}", err.suggestion)
+            return False
+        result.spans[param.name] = span
+        return True
+
+    # -- the model ---------------------------------------------------------------------------------
+
+    def model_body(self, statements, top: bool) -> list[ModelItem]:
+        items: list[ModelItem] = []
+        for statement in statements:
+            if isinstance(statement, ast.Target):
+                self.error(statement.span, "'target' belongs inside the data block")
+                continue
+            for position, clause in enumerate(statement.chain):
+                schema = self.lookup(clause, "model", R.BLOCK_CLAUSES["model"])
+                if schema is None:
+                    continue
+                bound = self.bind(clause, schema)
+                if bound is None:
+                    continue
+                if schema.name in R.MODEL and len(statement.chain) > 1:
+                    self.error(clause.name_span, f"'{schema.name}' stands on a line of its own, not in a '->' chain")
+                    continue
+                label = statement.label if position == len(statement.chain) - 1 else None
+                body = self.model_body(clause.body, top=False) if clause.body is not None and schema.body else None
+                items.append(ModelItem(bound, label, body))
+        if top:
+            self.check_model(items)
+        return items
+
+    def check_model(self, items: list[ModelItem]) -> None:
+        inputs = [i for i in items if i.bound.name == "input"]
+        if not inputs:
+            self.error(self.program.block("model").name_span, "the model needs an input shape first: input [...]")
+        elif items[0] is not inputs[0]:
+            self.error(inputs[0].bound.clause.name_span, "'input' must be the first line of the model")
+        for extra in inputs[1:]:
+            self.error(extra.bound.clause.name_span, f"the model has one input (already given at line {inputs[0].bound.span.line})")
+
+        labels: dict[str, Span] = {}
+
+        def walk(items: list[ModelItem], inside: str | None) -> None:
+            for item in items:
+                if item.bound.name in ("input", "head") and inside is not None:
+                    self.error(item.bound.clause.name_span, f"'{item.bound.name}' cannot go inside '{inside}'")
+                if item.label is not None:
+                    span = self.label_span(item)
+                    if item.label in labels:
+                        self.error(span, f"duplicate label '{item.label}' (first at line {labels[item.label].line})")
+                    elif inside == "repeat":
+                        self.error(span, f"a label inside 'repeat' would name every copy; label the repeat's line instead")
+                    labels.setdefault(item.label, span)
+                if item.body is not None:
+                    walk(item.body, item.bound.name if item.bound.name != "head" else None)
+
+        walk(items, None)
+        heads = [i for i in items if i.bound.name == "head"]
+        if heads:
+            last_layer = max((n for n, i in enumerate(items) if i.bound.name != "head"), default=-1)
+            for item in heads:
+                if items.index(item) < last_layer:
+                    self.error(item.bound.clause.name_span, "heads go at the end of the model, after the shared layers")
+            seen: dict[str, ModelItem] = {}
+            for item in heads:
+                target = item.bound.values["target"]
+                if target in seen:
+                    self.error(item.bound.span_of("target"), f"duplicate head '{target}' (first at line {seen[target].bound.span.line})")
+                seen.setdefault(target, item)
+
+    def label_span(self, item: ModelItem) -> Span:
+        for statement in _walk_lines(self.program.block("model").body or ()):
+            if statement.label == item.label and item.bound.clause in statement.chain:
+                return statement.label_span
+        return item.bound.clause.name_span
+
+    # -- derived targets ---------------------------------------------------------------------------
+
+    def check_targets(self) -> None:
+        known = {"label"}
+        for target in self.spec.targets:
+            if target.name in known:
+                what = "'label' is the data's own target" if target.name == "label" else f"the target '{target.name}' is already defined"
+                self.error(target.name_span, f"{what}; choose another name")
+            for name in _expr_names(target.expr):
+                if name.name not in known:
+                    hint, best = did_you_mean(name.name, known)
+                    self.error(name.span, f"unknown name '{name.name}' in the expression; it can use 'label' and earlier targets{hint}", best)
+            known.add(target.name)
+
+    # -- references across blocks ------------------------------------------------------------------
+
+    def cross_checks(self, aliases: dict[str, ast.Import]) -> None:
+        spec = self.spec
+        used: set[str] = set()
+        targets = ["label"] + [t.name for t in spec.targets]
+        heads = spec.heads()
+        for head in heads:
+            name = head.bound.values["target"]
+            if name not in targets:
+                hint, best = did_you_mean(name, targets)
+                self.error(head.bound.span_of("target"), f"no target named '{name}'; define it in data with 'target {name} = ...'{hint}", best)
+
+        def import_ref(bound: Bound, param: str) -> CheckedSpec | None:
+            alias = bound.values.get(param)
+            if alias is None:
+                return None
+            alias = alias.split(".")[0]
+            if alias not in aliases:
+                hint, best = did_you_mean(alias, aliases)
+                have = f" (imported: {', '.join(aliases)})" if aliases and not hint else ""
+                self.error(bound.span_of(param), f"'{alias}' is not imported; add: import \"FILE.trick\" as {alias}{hint}{have}", best)
+                return None
+            used.add(alias)
+            return spec.imports.get(alias)
+
+        # data
+        source = spec.clause("data", "source")
+        data_block = self.program.block("data")
+        if data_block is not None and source is None and "source" not in {c.name for c in _clauses(data_block)}:
+            self.error(data_block.name_span, "the data block needs a source: source mnist1d, source digits, ...")
+        test = spec.clause("data", "test")
+        if source is not None and test is not None and source.kind in SOURCES_WITH_TEST_SPLIT:
+            self.error(test.clause.name_span, f"{source.kind} has a test split of its own; remove 'test'")
+        if source is not None:
+            if source.kind == "file":
+                self.check_file(source)
+        classes = spec.clause("data", "classes")
+        if classes is not None:
+            labels = classes.values["labels"]
+            if len(set(labels)) != len(labels):
+                self.error(classes.span_of("labels"), "classes: a class is listed twice")
+
+        # train
+        early = spec.clause("train", "early_stop")
+        if early is not None:
+            metric = early.values["monitor"]
+            valid = [f"{s}.{m}" for s in SPLITS for m in METRIC_NAMES]
+            valid += [f"{s}.{h.bound.values['target']}.{m}" for h in heads for s in SPLITS for m in METRIC_NAMES]
+            if metric not in valid:
+                hint, best = did_you_mean(metric, valid)
+                self.error(early.span_of("monitor"), f"unknown metric '{metric}'{hint or '; expected one of ' + ', '.join(valid[:4]) + ', ...'}", best)
+        optimizer = spec.clause("train", "optimizer")
+        if optimizer is not None and optimizer.kind == "sgd" and optimizer.values["nesterov"] and optimizer.values["momentum"] == 0:
+            self.error(optimizer.span_of("nesterov"), "nesterov=true needs momentum > 0")
+        loss = spec.clause("train", "loss")
+        if loss is not None and heads and "loss" in self.program_clause_names("train"):
+            self.warning(loss.clause.name_span, "the model has heads, each with its own loss; this loss applies to heads without loss=")
+        schedule = spec.clause("train", "schedule")
+        epochs = spec.clause("train", "epochs")
+        if schedule is not None and epochs is not None and schedule.values["warmup"] >= epochs.values["n"]:
+            self.error(schedule.span_of("warmup"), f"warmup={schedule.values['warmup']} is not shorter than the {epochs.values['n']} epochs")
+
+        # transfer
+        transfer_from = spec.clause("transfer", "from")
+        if self.program.block("transfer") is not None and transfer_from is None and "from" not in self.program_clause_names("transfer"):
+            self.error(self.program.block("transfer").name_span, "the transfer block needs 'from NAME layers=K'")
+        if transfer_from is not None:
+            other = import_ref(transfer_from, "model")
+            has_layers, has_labels = transfer_from.values["layers"] is not None, transfer_from.values["labels"] is not None
+            if has_layers == has_labels:
+                self.error(transfer_from.clause.name_span, "say which layers to copy: layers=K or labels=[...], one of the two")
+            if other is not None and has_labels:
+                theirs, mine = other.labels(), spec.labels()
+                for label, span in zip(transfer_from.values["labels"], _list_spans(transfer_from, "labels")):
+                    if label not in theirs:
+                        hint, best = did_you_mean(label, theirs)
+                        self.error(span, f"'{other.program.name}' has no layer labelled '{label}'{hint}", best)
+                    elif label not in mine:
+                        self.error(span, f"this model has no layer labelled '{label}' to copy into")
+            if other is not None and has_layers:
+                count = _count_parameterized(other.model)
+                if transfer_from.values["layers"] > count:
+                    self.error(transfer_from.span_of("layers"), f"'{other.program.name}' has only {count} parameterized layers")
+        freeze, lr_scale = spec.clause("transfer", "freeze"), spec.clause("transfer", "lr_scale")
+        if freeze is not None and lr_scale is not None and freeze.values["value"]:
+            self.error(lr_scale.clause.name_span, "frozen layers do not train; use 'freeze true' or 'lr_scale', not both")
+
+        # distill
+        teacher_clause = spec.clause("distill", "teacher")
+        distill_block = self.program.block("distill")
+        if distill_block is not None and teacher_clause is None and "teacher" not in self.program_clause_names("distill"):
+            self.error(distill_block.name_span, "the distill block needs 'teacher NAME'")
+        teacher = import_ref(teacher_clause, "model") if teacher_clause is not None else None
+        for hint_clause in (b for b in spec.blocks.get("distill", ()) if b.name == "hint"):
+            ref = hint_clause.values["hint"]
+            parts = ref.split(".")
+            if len(parts) != 2:
+                self.error(hint_clause.span_of("hint"), f"expected TEACHER.LABEL, found '{ref}'")
+            elif teacher_clause is not None and parts[0] != teacher_clause.values["model"]:
+                self.error(hint_clause.span_of("hint"), f"the hint comes from the teacher '{teacher_clause.values['model']}', not '{parts[0]}'")
+            elif teacher is not None and parts[1] not in teacher.labels():
+                hint, best = did_you_mean(parts[1], teacher.labels())
+                self.error(hint_clause.span_of("hint"), f"the teacher '{teacher.program.name}' has no layer labelled '{parts[1]}'{hint}", best)
+            if hint_clause.arrow is not None and hint_clause.arrow not in spec.labels():
+                hint, best = did_you_mean(hint_clause.arrow, spec.labels())
+                self.error(hint_clause.spans["->"], f"this model has no layer labelled '{hint_clause.arrow}'{hint}", best)
+
+        # curriculum
+        score = spec.clause("curriculum", "score")
+        if score is not None and score.kind == "loss":
+            import_ref(score, "model")
+        curriculum_block = self.program.block("curriculum")
+        if curriculum_block is not None and score is None and "score" not in self.program_clause_names("curriculum"):
+            self.error(curriculum_block.name_span, "the curriculum block needs 'score loss of NAME', 'score self' or 'score column \"NAME\"'")
+
+        for alias, imp in aliases.items():
+            if alias not in used and spec.imports.get(alias) is not None:
+                self.warning(imp.alias_span, f"'{alias}' is imported but never used")
+
+    def program_clause_names(self, block: str) -> set[str]:
+        clause = self.program.block(block)
+        return {c.name for c in _clauses(clause)} if clause is not None else set()
+
+    def check_file(self, source: Bound) -> None:
+        path = source.values["path"]
+        if not path.endswith((".npz", ".csv")):
+            self.error(source.span_of("path"), f"'{path}' is neither a .npz nor a .csv file")
+            return
+        base = os.path.dirname(self.loaded.path) if self.loaded.path is not None else os.getcwd()
+        full = os.path.join(base, path)
+        if not os.path.isfile(full):
+            self.error(source.span_of("path"), f"cannot find the data file '{path}' ({os.path.relpath(full)})")
+
+
+def _article(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
+def _or_list(names: list[str]) -> str:
+    quoted = [f"'{n}'" for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def _describe_value(value: ast.Value) -> str:
+    from .schema import show
+
+    return f"'{show(value)}'"
+
+
+def _walk_lines(statements):
+    for statement in statements:
+        if isinstance(statement, ast.Line):
+            yield statement
+            for clause in statement.chain:
+                if clause.body:
+                    yield from _walk_lines(clause.body)
+
+
+def _clauses(block: ast.Clause):
+    for statement in block.body or ():
+        if isinstance(statement, ast.Line):
+            yield from statement.chain
+
+
+def _expr_names(expr) -> list[ast.Name]:
+    found, stack = [], [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name):
+            found.append(node)
+        elif isinstance(node, ast.BinOp):
+            stack += [node.right, node.left]
+        elif isinstance(node, ast.Neg):
+            stack.append(node.operand)
+    return found
+
+
+def _list_spans(bound: Bound, param: str) -> list[Span]:
+    clause = bound.clause
+    option = clause.option(param)
+    if option is not None and isinstance(option.value, ast.List):
+        return [item.span for item in option.value.items]
+    return [bound.span_of(param)] * len(bound.values[param])
+
+
+def _count_parameterized(items: list[ModelItem]) -> int:
+    count = 0
+    for item in items:
+        if item.bound.name in R.PARAMETERIZED_LAYERS:
+            count += 1
+        elif item.body is not None:
+            inner = _count_parameterized(item.body)
+            count += inner * (item.bound.values.get("times", 1) if item.bound.name == "repeat" else 1)
+    return count
+
+
+# ---- entry points -----------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckResult:
+    spec: CheckedSpec | None
+    diagnostics: list[Diagnostic]
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)
+
+    def raise_for_errors(self) -> CheckedSpec:
+        if not self.ok or self.spec is None:
+            raise TrickCheckError([d for d in self.diagnostics if d.severity == "error"])
+        return self.spec
+
+
+def check_source(source, name: str | None = None) -> CheckResult:
+    """Load `source` (a path or spec text) with its imports and check all of it."""
+    result = load(source, name)
+    lines = SourceLines()
+    for display, program in result.programs.items():
+        lines.add(display, program.text)
+    diagnostics = list(result.diagnostics)
+    checked: dict[int, CheckedSpec] = {}
+
+    def visit(loaded: Loaded) -> CheckedSpec:
+        key = id(loaded)
+        if key not in checked:
+            imports = {alias: (visit(child) if child is not None else None) for alias, child in loaded.imports.items()}
+            checker = _Checker(loaded)
+            checked[key] = checker.run(imports)
+            diagnostics.extend(checker.diagnostics)
+        return checked[key]
+
+    spec = visit(result.root) if result.root is not None else None
+    unique: dict[tuple, Diagnostic] = {}
+    for d in diagnostics:
+        unique.setdefault((d.span, d.message), lines.attach(d) if d.source_line is None else d)
+    ordered = sorted(unique.values(), key=lambda d: (d.span.file != (spec.program.file if spec else ""), d.span.file, d.span.line, d.span.column))
+    return CheckResult(spec, ordered)

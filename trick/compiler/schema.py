@@ -1,0 +1,332 @@
+"""Argument schemas: the types, ranges, defaults and docs of every clause's arguments.
+
+A `ClauseSchema` says what a clause accepts; a `Registry` holds the clauses of one kind
+(layers, augmentations, data sources, ...). The checker, the language reference and the
+"did you mean" suggestions all read these, so a clause is described in exactly one place.
+Converting an AST value checks its type and range and returns the plain Python value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from ..dsl import ast
+
+
+class Invalid(Exception):
+    """A value does not fit its type; `message` says what was expected and what was found."""
+
+    def __init__(self, message: str, suggestion: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.suggestion = suggestion
+
+
+def show(value: ast.Value) -> str:
+    """A value as the user wrote it, for messages."""
+    if isinstance(value, ast.Number):
+        return value.text or repr(value.value)
+    if isinstance(value, ast.String):
+        return '"' + value.value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, ast.Bool):
+        return "true" if value.value else "false"
+    if isinstance(value, ast.Ref):
+        return value.name
+    if isinstance(value, ast.List):
+        return "[" + ", ".join(show(v) for v in value.items) + "]"
+    if isinstance(value, ast.Range):
+        return f"{show(value.low)}..{show(value.high)}"
+    return str(value)
+
+
+def found(value: ast.Value) -> str:
+    """A value for 'found ...' in a message: names quoted, everything else as written."""
+    return f"'{show(value)}'" if isinstance(value, ast.Ref) else show(value)
+
+
+def _fmt(x: float) -> str:
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return repr(x)
+
+
+def _bounds(low, high, low_open, high_open) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{_fmt(low)}, {_fmt(high)}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {_fmt(low)}"
+    if high is not None:
+        return f"{'<' if high_open else '<='} {_fmt(high)}"
+    return ""
+
+
+class Type:
+    """A value type: `convert` checks an AST value and returns its Python value."""
+
+    def describe(self) -> str:  # "an integer >= 1"
+        raise NotImplementedError
+
+    def convert(self, value: ast.Value) -> Any:
+        raise NotImplementedError
+
+    def mismatch(self, value: ast.Value) -> Invalid:
+        return Invalid(f"expected {self.describe()}, found {found(value)}")
+
+
+@dataclass(frozen=True)
+class Num(Type):
+    """An integer or a real number, optionally bounded."""
+
+    integer: bool = False
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def describe(self) -> str:
+        noun = "an integer" if self.integer else "a number"
+        bounds = _bounds(self.low, self.high, self.low_open, self.high_open)
+        return f"{noun} {bounds}".strip()
+
+    def convert(self, value: ast.Value) -> int | float:
+        if not isinstance(value, ast.Number) or (self.integer and not value.is_int):
+            raise self.mismatch(value)
+        x = value.value
+        if isinstance(x, float) and not math.isfinite(x):
+            raise Invalid(f"expected {self.describe()}, found {show(value)}")
+        if (
+            (self.low is not None and (x < self.low or (self.low_open and x == self.low)))
+            or (self.high is not None and (x > self.high or (self.high_open and x == self.high)))
+        ):
+            raise Invalid(f"{show(value)} is out of range; expected {self.describe()}")
+        return x
+
+
+POSITIVE_INT = Num(True, 1)
+NONNEGATIVE_INT = Num(True, 0)
+POSITIVE = Num(False, 0.0, None, low_open=True)
+NONNEGATIVE = Num(False, 0.0)
+PROBABILITY = Num(False, 0.0, 1.0, False, True)  # a drop probability in [0, 1)
+FRACTION = Num(False, 0.0, 1.0, True, True)  # a split fraction in (0, 1)
+WEIGHT = Num(False, 0.0, 1.0)  # a mixing weight in [0, 1]
+
+
+@dataclass(frozen=True)
+class Bool(Type):
+    def describe(self) -> str:
+        return "true or false"
+
+    def convert(self, value: ast.Value) -> bool:
+        if not isinstance(value, ast.Bool):
+            raise self.mismatch(value)
+        return value.value
+
+
+@dataclass(frozen=True)
+class Str(Type):
+    what: str = "a string"
+
+    def describe(self) -> str:
+        return self.what
+
+    def convert(self, value: ast.Value) -> str:
+        if not isinstance(value, ast.String):
+            raise self.mismatch(value)
+        return value.value
+
+
+@dataclass(frozen=True)
+class Choice(Type):
+    """One identifier out of a fixed set; a near miss gets a suggestion."""
+
+    options: tuple[str, ...]
+
+    def describe(self) -> str:
+        quoted = [f"'{o}'" for o in self.options]
+        return "one of " + ", ".join(quoted[:-1]) + " or " + quoted[-1] if len(quoted) > 1 else quoted[0]
+
+    def convert(self, value: ast.Value) -> str:
+        from ..dsl.diagnostics import did_you_mean
+
+        if not isinstance(value, ast.Ref) or value.name not in self.options:
+            hint, best = did_you_mean(show(value), self.options) if isinstance(value, (ast.Ref, ast.String)) else ("", None)
+            raise Invalid(f"expected {self.describe()}, found {found(value)}{hint}", best)
+        return value.name
+
+
+@dataclass(frozen=True)
+class Ident(Type):
+    """A name that refers to something else in the spec (a label, an import, a metric)."""
+
+    what: str = "a name"
+    dotted: bool = False
+
+    def describe(self) -> str:
+        return self.what
+
+    def convert(self, value: ast.Value) -> str:
+        if not isinstance(value, ast.Ref) or (len(value.parts) > 1 and not self.dotted):
+            raise self.mismatch(value)
+        return value.name
+
+
+@dataclass(frozen=True)
+class ListOf(Type):
+    item: Type
+    min_len: int = 0
+    max_len: int | None = None
+    what: str | None = None
+
+    def describe(self) -> str:
+        if self.what:
+            return self.what
+        return f"a list of {self.item.describe()}"
+
+    def convert(self, value: ast.Value) -> list:
+        if not isinstance(value, ast.List):
+            raise self.mismatch(value)
+        if len(value.items) < self.min_len or (self.max_len is not None and len(value.items) > self.max_len):
+            raise Invalid(f"expected {self.describe()}, found {show(value)}")
+        out = []
+        for item in value.items:
+            try:
+                out.append(self.item.convert(item))
+            except Invalid as err:
+                raise Invalid(f"in {show(value)}: {err.message}", err.suggestion) from None
+        return out
+
+
+@dataclass(frozen=True)
+class RangeOf(Type):
+    """`low..high` with low <= high, both of `bound`'s type and range."""
+
+    bound: Num
+
+    def describe(self) -> str:
+        return f"a range low..high of {self.bound.describe().replace('an integer', 'integers').replace('a number', 'numbers')}"
+
+    def convert(self, value: ast.Value) -> tuple:
+        if not isinstance(value, ast.Range):
+            raise self.mismatch(value)
+        low, high = self.bound.convert(value.low), self.bound.convert(value.high)
+        if low > high:
+            raise Invalid(f"the range {show(value)} is empty; its low end must not exceed its high end")
+        return (low, high)
+
+
+@dataclass(frozen=True)
+class Either(Type):
+    """The first of several types that accepts the value."""
+
+    types: tuple[Type, ...]
+
+    def describe(self) -> str:
+        parts = [t.describe() for t in self.types]
+        return ", ".join(parts[:-1]) + " or " + parts[-1]
+
+    def convert(self, value: ast.Value) -> Any:
+        errors = []
+        for t in self.types:
+            try:
+                return t.convert(value)
+            except Invalid as err:
+                errors.append(err)
+        # A value of the right kind but the wrong range says so, rather than listing all.
+        for t, err in zip(self.types, errors):
+            if "out of range" in err.message or "is empty" in err.message or err.suggestion:
+                return t.convert(value)
+        raise self.mismatch(value)
+
+
+@dataclass(frozen=True)
+class IntChoice(Type):
+    """One integer out of a fixed set (`crops=5`)."""
+
+    options: tuple[int, ...]
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(map(str, self.options[:-1])) + " or " + str(self.options[-1])
+
+    def convert(self, value: ast.Value) -> int:
+        if not isinstance(value, ast.Number) or not value.is_int or value.value not in self.options:
+            raise self.mismatch(value)
+        return value.value
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED = _Required()
+
+
+@dataclass(frozen=True)
+class Param:
+    """One argument: given by position (if `positional`) or as `name=value`."""
+
+    name: str
+    type: Type
+    default: Any = REQUIRED
+    doc: str = ""
+    positional: bool = False
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass(frozen=True)
+class ClauseSchema:
+    """What one clause accepts.
+
+    `kind` names a registry whose entry is chosen by the first positional argument
+    (`optimizer adamw lr=...`): that entry's params follow the clause's own.
+    `variadic` takes any number of further positional values (`plot curves weights`).
+    `body` says what a `{ }` after the clause holds: None (no body), or a block kind.
+    """
+
+    name: str
+    doc: str
+    params: tuple[Param, ...] = ()
+    kind: "Registry | None" = None
+    kind_default: str | None = None
+    variadic: Param | None = None
+    body: str | None = None
+    body_required: bool = False
+    repeatable: bool = False
+    example: str = ""
+    chain: bool = False  # takes `-> NAME` after its arguments (`hint teacher.block2 -> guided`)
+    connectives: tuple[str, ...] = ()  # words read for flow and skipped (`score loss of scorer`)
+    checks: tuple[Callable, ...] = field(default=(), compare=False)
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+@dataclass
+class Registry:
+    """The clauses of one kind, by name."""
+
+    kind: str  # "layer", "augmentation", ...: the word used in messages
+    doc: str
+    entries: dict[str, ClauseSchema] = field(default_factory=dict)
+
+    def add(self, schema: ClauseSchema) -> ClauseSchema:
+        assert schema.name not in self.entries, schema.name
+        self.entries[schema.name] = schema
+        return schema
+
+    def get(self, name: str) -> ClauseSchema | None:
+        return self.entries.get(name)
+
+    def names(self) -> list[str]:
+        return list(self.entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.entries
+
+    def __iter__(self) -> Iterator[ClauseSchema]:
+        return iter(self.entries.values())

@@ -1,0 +1,105 @@
+"""Loading a spec with everything it imports.
+
+Import paths are relative to the importing file (or to the working directory for text that
+has no file). A missing file or a cycle is an error at the import line; errors inside an
+imported file are reported at their own file and line.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ast
+from .diagnostics import Diagnostic, TrickError
+from .parser import parse_text, read_source
+
+
+@dataclass
+class Loaded:
+    """A parsed spec and the specs it imports, by alias (None where loading failed)."""
+
+    program: ast.Program
+    path: Path | None
+    imports: dict[str, "Loaded | None"] = field(default_factory=dict)
+
+
+@dataclass
+class LoadResult:
+    root: Loaded | None
+    diagnostics: list[Diagnostic]
+    programs: dict[str, ast.Program]  # every file read, by display path, for source lines
+
+
+def is_path(source) -> bool:
+    """Whether `trick.parse(x)` should read x as a path rather than as spec text."""
+    if isinstance(source, os.PathLike):
+        return True
+    return isinstance(source, str) and "\n" not in source and "{" not in source and source.strip().endswith(".trick")
+
+
+def load(source: str | os.PathLike, name: str | None = None) -> LoadResult:
+    """Parse `source` (a path or spec text) and, recursively, its imports."""
+    diagnostics: list[Diagnostic] = []
+    programs: dict[str, ast.Program] = {}
+    cache: dict[Path, Loaded | None] = {}
+
+    def parse_one(text: str | None, path: Path | None, display: str) -> ast.Program | None:
+        try:
+            if text is None:
+                assert path is not None
+                text = read_source(display)
+            program = parse_text(text, display)
+        except TrickError as err:
+            diagnostics.extend(err.diagnostics)
+            return None
+        programs[display] = program
+        return program
+
+    def visit(program: ast.Program, path: Path | None, stack: tuple[Path, ...]) -> Loaded:
+        loaded = Loaded(program, path)
+        base = path.parent if path is not None else Path.cwd()
+        for imp in program.imports:
+            target = (base / imp.path).resolve()
+            display = _display(base / imp.path)
+            if target in stack:
+                cycle = " -> ".join(_display(p) for p in stack[stack.index(target):] + (target,))
+                diagnostics.append(Diagnostic(imp.path_span, f"import cycle: {cycle}"))
+                loaded.imports[imp.alias] = None
+                continue
+            if target in cache:
+                loaded.imports[imp.alias] = cache[target]
+                continue
+            if not target.is_file():
+                where = "a directory" if target.exists() else "no such file"
+                diagnostics.append(Diagnostic(imp.path_span, f"cannot import '{imp.path}': {where} ({display})"))
+                loaded.imports[imp.alias] = cache[target] = None
+                continue
+            child_program = parse_one(None, target, display)
+            if child_program is None:
+                diagnostics.append(Diagnostic(imp.path_span, f"the imported spec '{imp.path}' has errors"))
+                loaded.imports[imp.alias] = cache[target] = None
+                continue
+            child = visit(child_program, target, stack + (target,))
+            loaded.imports[imp.alias] = cache[target] = child
+        return loaded
+
+    if is_path(source):
+        path = Path(source).resolve()
+        display = name or str(source)
+        program = parse_one(None, path, display)
+        root = visit(program, path, (path,)) if program is not None else None
+    else:
+        program = parse_one(str(source), None, name or "<string>")
+        root = visit(program, None, ()) if program is not None else None
+    return LoadResult(root, diagnostics, programs)
+
+
+def _display(path: Path) -> str:
+    """A path as shown in messages: relative to the working directory when inside it."""
+    path = Path(os.path.abspath(path))
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
