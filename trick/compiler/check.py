@@ -135,8 +135,12 @@ class _Checker:
         for name in R.REQUIRED_BLOCKS:
             if name not in blocks and specs:
                 self.error(specs[0].span, f"the spec has no '{name}' block")
+        self.troubled: set[str] = set()  # blocks with errors inside: no "missing clause" on top
         for name, clause in blocks.items():
+            before = len(self.diagnostics)
             self.block(name, clause)
+            if len(self.diagnostics) > before:
+                self.troubled.add(name)
         self.cross_checks(aliases)
         return self.spec
 
@@ -284,7 +288,7 @@ class _Checker:
         for index, value in enumerate(args):
             if index < len(positional):
                 param = positional[index]
-                if self.set_value(result, param, value, value.span):
+                if self.set_value(result, param, value, value.span, schema.name):
                     result.given.add(param.name)
                 else:
                     ok = False
@@ -341,11 +345,12 @@ class _Checker:
             ok = False
         return result if ok else None
 
-    def set_value(self, result: Bound, param, value: ast.Value, span: Span) -> bool:
+    def set_value(self, result: Bound, param, value: ast.Value, span: Span, what: str | None = None) -> bool:
+        """Convert one argument; `what` names it in errors (the clause, for positional ones)."""
         try:
             result.values[param.name] = param.type.convert(value)
         except Invalid as err:
-            self.error(span, f"{param.name}: {err.message}", err.suggestion)
+            self.error(span, f"{what or param.name}: {err.message}", err.suggestion)
             return False
         result.spans[param.name] = span
         return True
@@ -377,9 +382,9 @@ class _Checker:
 
     def check_model(self, items: list[ModelItem]) -> None:
         inputs = [i for i in items if i.bound.name == "input"]
-        if not inputs:
+        if not inputs and "input" not in self.program_clause_names("model"):
             self.error(self.program.block("model").name_span, "the model needs an input shape first: input [...]")
-        elif items[0] is not inputs[0]:
+        elif inputs and items[0] is not inputs[0]:
             self.error(inputs[0].bound.clause.name_span, "'input' must be the first line of the model")
         for extra in inputs[1:]:
             self.error(extra.bound.clause.name_span, f"the model has one input (already given at line {inputs[0].bound.span.line})")
@@ -463,7 +468,7 @@ class _Checker:
         # data
         source = spec.clause("data", "source")
         data_block = self.program.block("data")
-        if data_block is not None and source is None and "source" not in {c.name for c in _clauses(data_block)}:
+        if data_block is not None and source is None and "data" not in self.troubled and "source" not in {c.name for c in _clauses(data_block)}:
             self.error(data_block.name_span, "the data block needs a source: source mnist1d, source digits, ...")
         test = spec.clause("data", "test")
         if source is not None and test is not None and source.kind in SOURCES_WITH_TEST_SPLIT:

@@ -302,7 +302,7 @@ NORMALIZERS.add(C("minmax", "Min-max normalization (x - min) / (max - min), givi
 DATA = Registry("data clause", "What the samples are and how they are split and normalized.")
 for schema in [
     C("source", "Where the data comes from.", kind=DATA_SOURCES, example="source playground spiral n=1000 noise=0.1"),
-    C("validation", "Hold out this fraction of the training split for validation, stratified by class.", (P("fraction", FRACTION, REQUIRED, "fraction held out", positional=True),), example="validation 0.1"),
+    C("validation", "Hold out this fraction of the training split for validation, stratified by class (default: none, or 0.1 when early_stop watches a val.* metric).", (P("fraction", FRACTION, REQUIRED, "fraction held out", positional=True),), example="validation 0.1"),
     C(
         "test",
         "Hold out this fraction as the test split, stratified (for sources without a test split of their own; default 0.2).",
@@ -323,7 +323,13 @@ for schema in [
         (P("fraction", Num(False, 0.0, 1.0, low_open=True), REQUIRED, "fraction kept", positional=True),),
         example="train_fraction 0.2",
     ),
-    C("target", "`target NAME = EXPR`: a derived target computed from `label` with + - * / %, comparisons and parentheses.", example="target parity = label % 2", repeatable=True),
+    C(
+        "target",
+        "A derived target computed from `label` (and earlier targets) with + - * / %, comparisons (giving 0 or 1) and parentheses.",
+        usage="target NAME = EXPRESSION",
+        example="target parity = label % 2",
+        repeatable=True,
+    ),
 ]:
     DATA.add(schema)
 

@@ -182,7 +182,11 @@ class ListOf(Type):
     def describe(self) -> str:
         if self.what:
             return self.what
-        return f"a list of {self.item.describe()}"
+        item = self.item.describe()
+        for one, many in (("an integer", "integers"), ("a number", "numbers"), ("a name", "names"), ("a label", "labels"), ("a string", "strings")):
+            if item.startswith(one):
+                item = many + item[len(one):]
+        return f"a list of {item}"
 
     def convert(self, value: ast.Value) -> list:
         if not isinstance(value, ast.List):
@@ -298,6 +302,7 @@ class ClauseSchema:
     body_required: bool = False
     repeatable: bool = False
     example: str = ""
+    usage: str | None = None  # how to write it, where the arguments do not say (`target`)
     chain: bool = False  # takes `-> NAME` after its arguments (`hint teacher.block2 -> guided`)
     connectives: tuple[str, ...] = ()  # words read for flow and skipped (`score loss of scorer`)
     checks: tuple[Callable, ...] = field(default=(), compare=False)

@@ -61,8 +61,14 @@ def load(source: str | os.PathLike, name: str | None = None) -> LoadResult:
         loaded = Loaded(program, path)
         base = path.parent if path is not None else Path.cwd()
         for imp in program.imports:
-            target = (base / imp.path).resolve()
-            display = _display(base / imp.path)
+            try:
+                target = (base / imp.path).resolve()
+                display = _display(base / imp.path)
+                exists, is_file = target.exists(), target.is_file()
+            except (OSError, ValueError) as err:  # a name too long, a NUL or an unencodable character
+                diagnostics.append(Diagnostic(imp.path_span, f"cannot import '{imp.path}': {getattr(err, 'strerror', None) or 'not a usable file name'}"))
+                loaded.imports[imp.alias] = None
+                continue
             if target in stack:
                 cycle = " -> ".join(_display(p) for p in stack[stack.index(target):] + (target,))
                 diagnostics.append(Diagnostic(imp.path_span, f"import cycle: {cycle}"))
@@ -71,8 +77,8 @@ def load(source: str | os.PathLike, name: str | None = None) -> LoadResult:
             if target in cache:
                 loaded.imports[imp.alias] = cache[target]
                 continue
-            if not target.is_file():
-                where = "a directory" if target.exists() else "no such file"
+            if not is_file:
+                where = "a directory" if exists else "no such file"
                 diagnostics.append(Diagnostic(imp.path_span, f"cannot import '{imp.path}': {where} ({display})"))
                 loaded.imports[imp.alias] = cache[target] = None
                 continue

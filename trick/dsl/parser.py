@@ -63,7 +63,7 @@ TERMINAL_WORDS = {
 # "expected ..." would bury the useful alternatives.
 _CONTINUATIONS = {"ARROW", "DOTDOT", "DOT", "LBRACE", "EQUAL", "COLON", "PLUS", "STAR", "SLASH", "PERCENT", "COMPARE", "MINUS"}
 _VALUE_TERMINALS = {"NAME", "INT", "FLOAT", "MINUS", "STRING", "TRUE", "FALSE", "LSQB"}
-_WORD_ORDER = ["a name", "a value", "a number", "a string", "an operator", "'as'", "'='", "']'", "')'", "'}'", "','", "a new line", "';'", "the end of the file"]
+_WORD_ORDER = ["a name", "a value", "a number", "a string", "an operator", "'as'", "'='", "','", "']'", "')'", "'}'", "a new line", "';'", "the end of the file"]
 
 
 class _Postlex:
@@ -102,7 +102,7 @@ class _Postlex:
                     pending_newline = pending_newline or token
                 continue
             if pending_newline is not None:
-                if token.type not in self._CLOSERS:
+                if token.type not in self._CLOSERS and token.type not in self._CONTINUED:
                     yield self._emit(pending_newline)
                 pending_newline = None
             if token.type in self._OPENERS:
@@ -140,6 +140,8 @@ def read_source(path: str | os.PathLike) -> str:
         data = Path(path).read_bytes()
     except OSError as err:
         raise TrickSyntaxError(Diagnostic(Span.point(name, 1, 1), f"cannot read the file: {err.strerror or err}"))
+    except ValueError:  # a NUL or an unencodable character in the name
+        raise TrickSyntaxError(Diagnostic(Span.point(name, 1, 1), "cannot read the file: not a usable file name"))
     return decode_source(data, name)
 
 
@@ -332,6 +334,10 @@ def _describe(err: UnexpectedInput, text: str, file: str):
         span = _token_span(token, file)
     found = _found(token)
     previous = _POSTLEX.before(token) if not at_end else getattr(_POSTLEX._local, "last", None)
+    # LALR merges states, so the parser may list '}' outside any block or the end of the
+    # file inside one; the braces seen so far tell which is real.
+    inside_block = _open_brace(text[: _offset(text, token)]) is not None
+    expected_set.discard("$END" if inside_block else "RBRACE")
     if token.type == "RBRACE" and "RBRACE" not in expected_set and _open_brace(text[: _offset(text, token)]) is None:
         offset = _offset(text, token)
         unmatched = Diagnostic(span, "unmatched '}': there is no block to close here")
@@ -339,6 +345,9 @@ def _describe(err: UnexpectedInput, text: str, file: str):
     elif previous is not None and previous.type == "EQUAL" and not expected_set.isdisjoint(_VALUE_TERMINALS):
         name = _name_before(text, previous)
         message = f"expected a value after '{name}=', found {found}"
+    elif token.type == "EQUAL" and previous is not None and previous.type == "NAME":
+        rest = text[_offset(text, token) + 1 :].split("\n")[0].split("#")[0].strip() or "VALUE"
+        message = f"unexpected '=' after '{previous.value}': a clause takes its arguments without '='; write '{previous.value} {rest}'"
     elif previous is not None and previous.type == "ARROW":
         message = f"expected a layer after '->', found {found}"
     elif previous is not None and previous.type == "COLON" and "NAME" in expected_set:

@@ -1,0 +1,1 @@
+"""The compiler: semantic checks and registries (no torch); lowering, build and codegen."""
