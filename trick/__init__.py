@@ -3,6 +3,7 @@
     import trick
     program = trick.parse("specs/mnist1d_cnn.trick")     # the AST
     diagnostics = trick.check("specs/mnist1d_cnn.trick")  # list of Diagnostic, [] when clean
+    program = trick.compile("specs/mnist1d_cnn.trick")    # .model(), .plan, .source(), .summary()
 
 Importing `trick` loads neither torch nor numpy; only compiling and running a spec do.
 """
@@ -25,6 +26,7 @@ __all__ = [
     "TrickSyntaxError",
     "ast",
     "check",
+    "compile",
     "format",
     "parse",
 ]
@@ -59,3 +61,12 @@ def format(source: str | os.PathLike) -> str:  # noqa: A001 - mirrors `trickc fm
     from .dsl.format import format_program
 
     return format_program(parse(source))
+
+
+def compile(source: str | os.PathLike):  # noqa: A001 - the verb users know from `trickc compile`
+    """Check and lower a spec (text or path) into a Program: `.model()` (an nn.Module),
+    `.plan` (the TrainingPlan), `.graph` (the ModelGraph), `.source()` (PyTorch source) and
+    `.summary()` (a table of layers). Raises TrickError with every error of the spec."""
+    from .compiler.program import compile_source
+
+    return compile_source(source)

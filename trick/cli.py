@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     fmt.add_argument("specs", nargs="+", metavar="SPEC", help=".trick files, or - for standard input")
     fmt.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not formatted")
     fmt.set_defaults(func=cmd_fmt)
+
+    comp = verbs.add_parser("compile", help="show the network; write its PyTorch source and the training plan", description="Compile a spec: print a summary of the network, and optionally write standalone PyTorch source (-o) and the resolved training plan (--plan).")
+    comp.add_argument("spec", metavar="SPEC", help="a .trick file")
+    comp.add_argument("-o", "--output", metavar="MODEL.py", help="write the generated PyTorch source here")
+    comp.add_argument("--plan", metavar="PLAN.json", help="write the TrainingPlan as JSON here")
+    comp.set_defaults(func=cmd_compile)
     return parser
 
 
@@ -119,3 +125,28 @@ def cmd_fmt(args) -> int:
                     handle.write(formatted)
                 print(f"reformatted {path}")
     return status
+
+
+def cmd_compile(args) -> int:
+    from .compiler.program import compile_source
+
+    missing = _missing([args.spec])
+    if missing is not None:
+        return missing
+    try:
+        program = compile_source(args.spec)
+    except TrickError as err:
+        _print_diagnostics(err.diagnostics)
+        return EXIT_ERRORS
+    _print_diagnostics(program.warnings)
+    print(program.summary(), end="")
+    for path, text in ((args.output, program.source), (args.plan, program.plan_json)):
+        if path:
+            try:
+                with open(path, "w", encoding="utf-8") as handle:
+                    handle.write(text())
+            except OSError as err:
+                print(f"trickc: error: cannot write {path}: {err.strerror}", file=sys.stderr)
+                return EXIT_USAGE
+            print(f"wrote {path}")
+    return EXIT_OK

@@ -112,6 +112,20 @@ t.trick:1:5: error: expected a name, found the end of the line
     spec
         ^""",
     ),
+    "reserved_label": (
+        "spec t\nmodel {\n    target: dense 10\n}\n",
+        """\
+t.trick:3:11: error: 'target' is a reserved word and cannot be a label
+        target: dense 10
+              ^""",
+    ),
+    "import_in_block": (
+        'spec t\nmodel {\n    import "a.trick" as a\n}\n',
+        """\
+t.trick:3:5: error: 'import' goes at the top of the file, not inside a block
+        import "a.trick" as a
+        ^~~~~~""",
+    ),
     "non_ascii": (
         "spec t\nmodel { dense 10 → relu }\n",
         """\

@@ -400,10 +400,12 @@ class _Checker:
                     if item.label in labels:
                         self.error(span, f"duplicate label '{item.label}' (first at line {labels[item.label].line})")
                     elif inside == "repeat":
-                        self.error(span, f"a label inside 'repeat' would name every copy; label the repeat's line instead")
+                        self.error(span, "a label inside 'repeat' would name every copy; label the repeat's line instead")
+                    elif inside is not None:
+                        self.error(span, f"labels name lines of the model itself, not inside '{inside}'; label the {inside}'s line instead")
                     labels.setdefault(item.label, span)
                 if item.body is not None:
-                    walk(item.body, item.bound.name if item.bound.name != "head" else None)
+                    walk(item.body, item.bound.name)
 
         walk(items, None)
         heads = [i for i in items if i.bound.name == "head"]
@@ -522,7 +524,7 @@ class _Checker:
             if other is not None and has_layers:
                 count = _count_parameterized(other.model)
                 if transfer_from.values["layers"] > count:
-                    self.error(transfer_from.span_of("layers"), f"'{other.program.name}' has only {count} parameterized layers")
+                    self.error(transfer_from.span_of("layers"), f"'{other.program.name}' has only {count} layers with weights (dense, conv, gru, lstm)")
         freeze, lr_scale = spec.clause("transfer", "freeze"), spec.clause("transfer", "lr_scale")
         if freeze is not None and lr_scale is not None and freeze.values["value"]:
             self.error(lr_scale.clause.name_span, "frozen layers do not train; use 'freeze true' or 'lr_scale', not both")
@@ -628,7 +630,7 @@ def _list_spans(bound: Bound, param: str) -> list[Span]:
 def _count_parameterized(items: list[ModelItem]) -> int:
     count = 0
     for item in items:
-        if item.bound.name in R.PARAMETERIZED_LAYERS:
+        if item.bound.name in R.WEIGHT_LAYERS:
             count += 1
         elif item.body is not None:
             inner = _count_parameterized(item.body)
@@ -670,6 +672,10 @@ def check_source(source, name: str | None = None) -> CheckResult:
             checker = _Checker(loaded)
             checked[key] = checker.run(imports)
             diagnostics.extend(checker.diagnostics)
+            if not any(d.severity == "error" for d in checker.diagnostics):
+                from .lower import lower  # shape inference: no torch either
+
+                diagnostics.extend(lower(checked[key])[2])
         return checked[key]
 
     spec = visit(result.root) if result.root is not None else None

@@ -579,5 +579,7 @@ ALL_REGISTRIES: tuple[Registry, ...] = (
     REPORT,
 )
 
-# Layers that hold trainable weights of their own (for `transfer layers=K`).
-PARAMETERIZED_LAYERS = ("dense", "conv", "batchnorm", "layernorm", "instancenorm", "groupnorm", "gru", "lstm")
+# The layers that `transfer layers=K` counts: those with weights of their own. The
+# normalization layers that follow one belong to it and are copied with it.
+WEIGHT_LAYERS = ("dense", "conv", "gru", "lstm")
+NORM_LAYERS = ("batchnorm", "layernorm", "instancenorm", "groupnorm")

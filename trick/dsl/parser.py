@@ -62,6 +62,7 @@ TERMINAL_WORDS = {
 # Terminals that only ever continue something already well-formed; listing them in
 # "expected ..." would bury the useful alternatives.
 _CONTINUATIONS = {"ARROW", "DOTDOT", "DOT", "LBRACE", "EQUAL", "COLON", "PLUS", "STAR", "SLASH", "PERCENT", "COMPARE", "MINUS"}
+_KEYWORDS = {"SPEC", "IMPORT", "AS", "TARGET", "TRUE", "FALSE"}
 _VALUE_TERMINALS = {"NAME", "INT", "FLOAT", "MINUS", "STRING", "TRUE", "FALSE", "LSQB"}
 _WORD_ORDER = ["a name", "a value", "a number", "a string", "an operator", "'as'", "'='", "','", "']'", "')'", "'}'", "a new line", "';'", "the end of the file"]
 
@@ -345,6 +346,10 @@ def _describe(err: UnexpectedInput, text: str, file: str):
     elif previous is not None and previous.type == "EQUAL" and not expected_set.isdisjoint(_VALUE_TERMINALS):
         name = _name_before(text, previous)
         message = f"expected a value after '{name}=', found {found}"
+    elif token.type in ("IMPORT", "SPEC") and inside_block:
+        message = f"'{token.value}' goes at the top of the file, not inside a block"
+    elif token.type == "COLON" and previous is not None and previous.type in _KEYWORDS:
+        message = f"'{previous.value}' is a reserved word and cannot be a label"
     elif token.type == "EQUAL" and previous is not None and previous.type == "NAME":
         rest = text[_offset(text, token) + 1 :].split("\n")[0].split("#")[0].strip() or "VALUE"
         message = f"unexpected '=' after '{previous.value}': a clause takes its arguments without '='; write '{previous.value} {rest}'"

@@ -1,0 +1,249 @@
+"""The IR: a ModelGraph (the network) and a TrainingPlan (everything else), as plain data.
+
+Frozen dataclasses that round-trip through JSON (`to_json` / `from_json`) and keep the span
+of the clause each part came from, so that an error found late (a shape mismatch while
+building, a NaN while training) still points at the spec line. Every default is resolved
+here: the plan says exactly what will run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from ..dsl.diagnostics import Span
+
+Shape = tuple[int, ...]
+
+
+# ---- the network --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of the network (or a residual block, whose `body` holds its layers)."""
+
+    op: str  # the registry name: dense, conv, batchnorm, ..., residual
+    name: str  # the submodule's name (state_dict prefix): conv1, block2_conv, features, ...
+    args: dict[str, Any]  # every argument of the op, defaults resolved
+    input: Shape
+    output: Shape
+    params: int  # trainable parameters (of the body too)
+    span: Span
+    label: str | None = None  # the label of the line whose output this layer gives
+    body: tuple["Layer", ...] = ()
+
+
+@dataclass(frozen=True)
+class Head:
+    """An output head of a multi-task model: layers on the shared trunk, and its loss."""
+
+    target: str  # `label` or a derived target
+    layers: tuple[Layer, ...]
+    loss: str  # cross_entropy or mse
+    weight: float
+    smoothing: float
+    classes: int | None  # output width, for cross entropy
+    span: Span
+
+
+@dataclass(frozen=True)
+class ModelGraph:
+    name: str  # the spec's name
+    input: Shape
+    layers: tuple[Layer, ...]  # the trunk (the whole network when there are no heads)
+    heads: tuple[Head, ...]
+    output: Shape  # of the trunk
+    span: Span
+
+    def all_layers(self) -> list[Layer]:
+        """Every layer, residual bodies and heads included, in build order."""
+        found: list[Layer] = []
+
+        def walk(layers):
+            for layer in layers:
+                found.append(layer)
+                walk(layer.body)
+
+        walk(self.layers)
+        for head in self.heads:
+            walk(head.layers)
+        return found
+
+    @property
+    def params(self) -> int:
+        return sum(layer.params for layer in self.layers) + sum(l.params for h in self.heads for l in h.layers)
+
+    def labels(self) -> dict[str, Layer]:
+        return {layer.label: layer for layer in self.all_layers() if layer.label}
+
+
+# ---- the training plan ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """A clause with a chosen kind and resolved arguments: `optimizer adamw lr=...`."""
+
+    kind: str
+    args: dict[str, Any]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Target:
+    """`target NAME = EXPR`; `expr` is a JSON tree: number, "label", or [op, left, right] / ["neg", x]."""
+
+    name: str
+    expr: Any
+    span: Span
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    source: Step  # kind mnist1d / digits / playground / synthetic_images / file
+    validation: float  # fraction of train held out (0: none)
+    test: float | None  # fraction held out as test (None: the source's own test split)
+    normalize: Step | None  # kind zscore / minmax, args {per}
+    classes: tuple[int, ...] | None
+    train_fraction: float
+    targets: tuple[Target, ...]
+    base_dir: str  # where relative data paths are resolved
+    span: Span
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    monitor: str
+    mode: str  # min or max (auto resolved)
+    patience: int
+    min_delta: float
+    restore: str  # best or last
+    span: Span
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    tta_hflip: bool
+    crops: int
+    scales: tuple[int, ...]
+    span: Span | None
+
+
+@dataclass(frozen=True)
+class Transfer:
+    source: str  # import alias
+    layers: int | None
+    labels: tuple[str, ...] | None
+    freeze: bool
+    lr_scale: float
+    span: Span
+
+
+@dataclass(frozen=True)
+class Distill:
+    teacher: str  # import alias
+    hints: tuple[tuple[str, str], ...]  # (teacher label, student label)
+    regressor: str
+    hint_epochs: int
+    temperature: float
+    weight: float
+    span: Span
+
+
+@dataclass(frozen=True)
+class Curriculum:
+    score: Step  # kind loss (args model) / self / column (args name)
+    pace: Step  # kind linear / root / step, args start, epochs (steps)
+    span: Span
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    alias: str
+    path: str  # absolute
+    name: str  # the imported spec's name
+    content_hash: str  # of the file and everything it imports
+    span: Span
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    spec: str
+    spec_path: str | None
+    seed: int
+    device: str
+    data: DataPlan
+    augment: tuple[Step, ...]
+    epochs: int
+    batch: int
+    optimizer: Step
+    schedule: Step  # args include warmup
+    loss: Step  # cross_entropy (smoothing) or mse
+    regularizers: tuple[Step, ...]  # kind l1 / l2, args strength, include
+    weight_noise: float
+    early_stop: EarlyStop | None
+    clip_grad: float | None
+    adversarial: Step | None
+    evaluate: Evaluate
+    transfer: Transfer | None
+    distill: Distill | None
+    curriculum: Curriculum | None
+    plots: tuple[str, ...]
+    imports: tuple[ImportPlan, ...]
+
+
+# ---- JSON ----------------------------------------------------------------------------------------------
+
+
+def to_json(value: Any) -> Any:
+    """Plain JSON data for an IR object (dataclasses become objects, tuples lists)."""
+    if isinstance(value, Span):
+        return value.to_json()
+    if dataclasses.is_dataclass(value):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    return value
+
+
+def from_json(cls: Any, data: Any) -> Any:
+    """The IR object of type `cls` that `to_json` turned into `data`."""
+    origin = typing.get_origin(cls)
+    if cls is Any:
+        return data
+    if cls is Span:
+        return Span.from_json(data)
+    if origin in (Union, types.UnionType):
+        if data is None:
+            return None
+        options = [a for a in typing.get_args(cls) if a is not type(None)]
+        return from_json(options[0], data)
+    if origin is tuple:
+        args = typing.get_args(cls)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(from_json(args[0], v) for v in data)
+        return tuple(from_json(a, v) for a, v in zip(args, data))
+    if origin is dict:
+        _, value_type = typing.get_args(cls)
+        return {k: from_json(value_type, v) for k, v in data.items()}
+    if dataclasses.is_dataclass(cls):
+        hints = typing.get_type_hints(cls)
+        return cls(**{f.name: from_json(hints[f.name], data[f.name]) for f in dataclasses.fields(cls) if f.name in data})
+    if cls is float and isinstance(data, int):
+        return float(data)
+    return data
+
+
+def plain(value: Any) -> Any:
+    """Argument values as JSON keeps them (tuples become lists), so that plans round-trip."""
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value

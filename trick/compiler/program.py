@@ -1,0 +1,129 @@
+"""`trick.compile(...)`: a checked, lowered spec with its model, plan, source and summary.
+
+Compiling needs no torch; only `.model()` imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from ..dsl.diagnostics import Diagnostic
+from . import ir
+from .check import CheckedSpec, check_source
+from .lower import lower_or_raise
+from .registry import NORM_LAYERS, WEIGHT_LAYERS
+
+
+
+@dataclass
+class Program:
+    """A compiled spec."""
+
+    spec: CheckedSpec
+    graph: ir.ModelGraph
+    plan: ir.TrainingPlan
+    warnings: list[Diagnostic]
+
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+    def model(self, seed: int | None = None):
+        """A fresh nn.Module; with `seed`, initialized as torch.manual_seed(seed) makes it."""
+        from .build import build
+
+        if seed is not None:
+            import torch
+
+            torch.manual_seed(seed)
+        return build(self.graph)
+
+    def source(self) -> str:
+        """Standalone PyTorch source defining the same module."""
+        from .codegen import generate
+
+        return generate(self.graph, self.plan.spec_path and os.path.relpath(self.plan.spec_path))
+
+    def plan_json(self) -> str:
+        return json.dumps(ir.to_json(self.plan), indent=2) + "\n"
+
+    def frozen_layers(self) -> set[str]:
+        """Names of the layers that `transfer ... freeze true` keeps fixed."""
+        transfer = self.plan.transfer
+        return set(transferred_layers(self.graph, transfer)) if transfer is not None and transfer.freeze else set()
+
+    def summary(self) -> str:
+        """A table of layers, labels, output shapes and parameter counts, with totals."""
+        frozen = self.frozen_layers()
+        rows = [("input", "", "", _shape(self.graph.input), 0, 0)]
+
+        def add(layers, prefix="", indent=""):
+            for layer in layers:
+                trainable = 0 if layer.name in frozen else layer.params
+                params = layer.params if not layer.body else sum(l.params for l in layer.body)
+                rows.append((indent + prefix + layer.name, layer.op, layer.label or "", _shape(layer.output), params, trainable))
+                add(layer.body, prefix, indent + "  ")
+
+        add(self.graph.layers)
+        for head in self.graph.heads:
+            rows.append((f"head {head.target}", f"{head.loss} ×{head.weight:g}", "", "", None, None))
+            add(head.layers, "", "  ")
+        total = self.graph.params
+        trainable = total - sum(l.params for l in self.graph.all_layers() if l.name in frozen and not l.body)
+        header = ("layer", "op", "label", "output", "params", "trainable")
+        table = [header] + [(r[0], r[1], r[2], r[3], "" if r[4] is None else f"{r[4]:,}", "" if r[5] is None else f"{r[5]:,}") for r in rows]
+        widths = [max(len(str(row[i])) for row in table) for i in range(6)]
+
+        def line(row):
+            left = "  ".join(str(row[i]).ljust(widths[i]) for i in range(4))
+            right = "  ".join(str(row[i]).rjust(widths[i]) for i in range(4, 6))
+            return (left + "  " + right).rstrip()
+
+        rule = "-" * len(line(header))
+        out = [f"{self.name}", rule, line(header), rule] + [line(r) for r in table[1:]] + [rule]
+        out.append(f"total parameters: {total:,}   trainable: {trainable:,}   frozen: {total - trainable:,}")
+        return "\n".join(out) + "\n"
+
+
+def _shape(shape) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
+def transferred_layers(graph: ir.ModelGraph, transfer: ir.Transfer) -> list[str]:
+    """The layers `transfer` copies: the first K weight layers with their norms, or labelled lines."""
+    layers = list(graph.layers)
+    if transfer.labels is not None:
+        names: list[str] = []
+        for label in transfer.labels:
+            names += _line_of_label(layers, label)
+        return names
+    names, count = [], 0
+    for layer in layers:
+        if layer.op in WEIGHT_LAYERS:
+            count += 1
+            if count > (transfer.layers or 0):
+                break
+            names.append(layer.name)
+        elif layer.op in NORM_LAYERS and count and count <= (transfer.layers or 0):
+            names.append(layer.name)
+    return names
+
+
+def _line_of_label(layers: list[ir.Layer], label: str) -> list[str]:
+    """The parameterized layers of the line that `label` names."""
+    end = next(i for i, layer in enumerate(layers) if layer.label == label)
+    line = layers[end].span.line
+    start = end
+    while start > 0 and layers[start - 1].span.line == line and layers[start - 1].label is None:
+        start -= 1
+    return [layer.name for layer in layers[start : end + 1] if layer.params or layer.op in WEIGHT_LAYERS + NORM_LAYERS]
+
+
+def compile_source(source, name: str | None = None) -> Program:
+    """Check and lower a spec (text or path); raise a TrickError with every error."""
+    result = check_source(source, name)
+    spec = result.raise_for_errors()
+    graph, plan = lower_or_raise(spec)
+    return Program(spec, graph, plan, [d for d in result.diagnostics if d.severity == "warning"])
