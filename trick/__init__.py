@@ -29,6 +29,7 @@ __all__ = [
     "compile",
     "format",
     "parse",
+    "run",
 ]
 
 
@@ -70,3 +71,16 @@ def compile(source: str | os.PathLike):  # noqa: A001 - the verb users know from
     from .compiler.program import compile_source
 
     return compile_source(source)
+
+
+def run(program, out: str | os.PathLike | None = None, *, resume: bool = False, device: str | None = None, quiet: bool = True):
+    """Train a compiled program (or a spec's text or path) and return a RunResult:
+    `.run_dir`, `.summary` (test metrics, best epoch, epochs run, wall time), `.history`
+    (metrics per epoch) and `.model` (the trained nn.Module)."""
+    import sys
+
+    from .runtime.run import execute
+
+    if not hasattr(program, "plan"):
+        program = compile(program)
+    return execute(program, out, resume=resume, device=device, stream=None if quiet else sys.stderr)

@@ -38,6 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("-o", "--output", metavar="MODEL.py", help="write the generated PyTorch source here")
     comp.add_argument("--plan", metavar="PLAN.json", help="write the TrainingPlan as JSON here")
     comp.set_defaults(func=cmd_compile)
+
+    run = verbs.add_parser("run", help="train a spec and write a run folder", description="Train a spec. The run folder (runs/SPEC/N, or --out) gets the spec, the plan, metrics.jsonl, checkpoints and summary.json.")
+    run.add_argument("spec", metavar="SPEC", help="a .trick file")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="BLOCK.CLAUSE[.OPTION]=VALUE", help="change the spec for this run, e.g. --set train.epochs=5 (checked like the spec)")
+    run.add_argument("--out", metavar="DIR", help="the run folder (default: runs/SPEC/N with the next N)")
+    run.add_argument("--resume", action="store_true", help="continue an interrupted run (the latest one, or --out DIR)")
+    run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default: the spec's, else auto)")
+    run.add_argument("--seed", type=int, metavar="N", help="same as --set train.seed=N")
+    run.add_argument("--quiet", action="store_true", help="print nothing but errors and the final table")
+    run.set_defaults(func=cmd_run)
     return parser
 
 
@@ -149,4 +159,28 @@ def cmd_compile(args) -> int:
                 print(f"trickc: error: cannot write {path}: {err.strerror}", file=sys.stderr)
                 return EXIT_USAGE
             print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from .compiler.program import compile_source
+
+    missing = _missing([args.spec])
+    if missing is not None:
+        return missing
+    overrides = list(args.overrides) + ([f"train.seed={args.seed}"] if args.seed is not None else [])
+    try:
+        program = compile_source(args.spec, overrides=overrides)
+        _print_diagnostics(program.warnings)
+        from .runtime.run import execute, table
+
+        result = execute(program, args.out, resume=args.resume, device=args.device, stream=None if args.quiet else sys.stderr)
+    except TrickError as err:
+        _print_diagnostics(err.diagnostics)
+        return EXIT_ERRORS
+    except KeyboardInterrupt:
+        where = f" --out {args.out}" if args.out else ""
+        print(f"\ninterrupted; the last finished epoch is saved. Continue with: trickc run {args.spec}{where} --resume", file=sys.stderr)
+        return 130
+    print(table(result), end="")
     return EXIT_OK

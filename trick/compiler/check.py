@@ -656,12 +656,20 @@ class CheckResult:
         return self.spec
 
 
-def check_source(source, name: str | None = None) -> CheckResult:
-    """Load `source` (a path or spec text) with its imports and check all of it."""
+def check_source(source, name: str | None = None, overrides: list[str] | None = None) -> CheckResult:
+    """Load `source` (a path or spec text) with its imports and check all of it, after
+    applying `--set`-style `overrides` to it."""
     result = load(source, name)
     lines = SourceLines()
     for display, program in result.programs.items():
         lines.add(display, program.text)
+    if overrides and result.root is not None:
+        from .overrides import apply
+
+        program, texts = apply(result.root.program, overrides)
+        result.root.program = program
+        for display, text in texts.items():
+            lines.add(display, text)
     diagnostics = list(result.diagnostics)
     checked: dict[int, CheckedSpec] = {}
 

@@ -121,9 +121,10 @@ def _line_of_label(layers: list[ir.Layer], label: str) -> list[str]:
     return [layer.name for layer in layers[start : end + 1] if layer.params or layer.op in WEIGHT_LAYERS + NORM_LAYERS]
 
 
-def compile_source(source, name: str | None = None) -> Program:
-    """Check and lower a spec (text or path); raise a TrickError with every error."""
-    result = check_source(source, name)
+def compile_source(source, name: str | None = None, overrides: list[str] | None = None) -> Program:
+    """Check and lower a spec (text or path), with `--set` overrides; raise a TrickError
+    with every error."""
+    result = check_source(source, name, overrides)
     spec = result.raise_for_errors()
     graph, plan = lower_or_raise(spec)
     return Program(spec, graph, plan, [d for d in result.diagnostics if d.severity == "warning"])

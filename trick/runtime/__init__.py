@@ -1,0 +1,1 @@
+"""The runtime: executing a TrainingPlan (data, training, checkpoints, reports)."""

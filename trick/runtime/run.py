@@ -1,0 +1,216 @@
+"""A run: a folder with the spec, the plan, metrics, checkpoints and a summary.
+
+    runs/<spec>/<n>/
+        spec.trick      the spec as written
+        plan.json       the resolved TrainingPlan
+        metrics.jsonl   one line per epoch
+        last.pt         everything needed to resume (written atomically after every epoch)
+        best.pt         the weights of the best epoch so far
+        summary.json    test metrics, best epoch, epochs run, wall time (when finished)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+from ..compiler import ir
+from ..compiler.build import build
+from ..dsl.diagnostics import Diagnostic, Span, TrickError
+from . import checkpoint as ckpt
+from .data import load_splits
+from .trainer import Hooks, NonFiniteLoss, Trainer, TrickRuntimeError, prefixed, resolve_device
+
+RUNS = Path("runs")
+
+
+@dataclass
+class RunResult:
+    """What a finished run gives back: its folder, summary, per-epoch metrics and model."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    history: list[dict[str, Any]]
+    model: torch.nn.Module | None = None
+
+
+def _fingerprint(plan: ir.TrainingPlan) -> Any:
+    """The plan without source positions: what must not change for a run to be resumed."""
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "span"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(ir.to_json(plan))
+
+
+def run_folder(spec: str, out: str | Path | None, resume: bool) -> Path:
+    """The folder of this run: `out`, or the next (or, resuming, the latest) runs/<spec>/<n>."""
+    if out is not None:
+        return Path(out)
+    parent = RUNS / spec
+    numbers = sorted(int(p.name) for p in parent.glob("*") if p.is_dir() and p.name.isdigit()) if parent.is_dir() else []
+    if resume:
+        if not numbers:
+            raise TrickError(Diagnostic(Span.point(str(parent), 1, 1), f"there is no run of '{spec}' to resume in {parent}"))
+        return parent / str(numbers[-1])
+    return parent / str((numbers[-1] + 1) if numbers else 1)
+
+
+class Progress:
+    """A progress bar on a terminal, one line per epoch otherwise, nothing when quiet."""
+
+    def __init__(self, stream: TextIO | None, epochs: int):
+        self.stream, self.epochs = stream, epochs
+        self.bar = None
+        self.tty = stream is not None and hasattr(stream, "isatty") and stream.isatty()
+
+    def start_epoch(self, epoch: int, steps: int):
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{self.epochs}", file=self.stream, leave=False, dynamic_ncols=True)
+
+    def step(self, step: int, steps: int, loss: float):
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            if step % 5 == 0 or step == steps:
+                self.bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def end_epoch(self, record: dict[str, Any]):
+        self.close()
+        if self.stream is None:
+            return
+        metrics = "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds", "lr"))
+        print(f"epoch {record['epoch']}/{self.epochs}  {metrics}  ({record['seconds']:.1f}s)", file=self.stream, flush=True)
+
+
+def execute(
+    program,
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    device: str | None = None,
+    stream: TextIO | None = sys.stderr,
+    hooks: Hooks | None = None,
+) -> RunResult:
+    """Train a compiled program, writing its run folder; return the results as data."""
+    plan: ir.TrainingPlan = program.plan
+    graph: ir.ModelGraph = program.graph
+    folder = run_folder(plan.spec, out, resume)
+    last_path, best_path = folder / "last.pt", folder / "best.pt"
+    summary_path, metrics_path, plan_path = folder / "summary.json", folder / "metrics.jsonl", folder / "plan.json"
+    if resume and summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        _say(stream, f"{folder} is already finished; nothing to resume")
+        return RunResult(folder, summary, _read_history(metrics_path))
+    if resume and plan_path.is_file() and _fingerprint(ir.from_json(ir.TrainingPlan, json.loads(plan_path.read_text()))) != _fingerprint(plan):
+        raise TrickError(Diagnostic(Span.point(str(plan_path), 1, 1), f"the spec has changed since {folder} started; start a new run instead of --resume"))
+    if not resume and folder.exists() and any(folder.iterdir()):
+        raise TrickError(Diagnostic(Span.point(str(folder), 1, 1), f"{folder} already holds a run; use --resume to continue it, or choose another --out"))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spec.trick").write_text(program.spec.program.text, encoding="utf-8")
+    plan_path.write_text(program.plan_json(), encoding="utf-8")
+
+    started = time.perf_counter()
+    torch_device = resolve_device(device or plan.device)
+    torch.manual_seed(plan.seed)
+    splits = load_splits(plan.data, plan.seed, graph.input, regression=tuple(h.target for h in graph.heads if h.loss == "mse"))
+    model = build(graph)
+    trainer = Trainer(model, graph, plan, splits, torch_device, hooks)
+    elapsed_before = 0.0
+    if resume and last_path.is_file():
+        state = ckpt.load(last_path)
+        trainer.restore(state)
+        elapsed_before = float(state.get("wall_seconds", 0.0))
+        _say(stream, f"resuming {folder} after epoch {trainer.epoch}")
+    metrics_path.write_text("".join(json.dumps(r) + "\n" for r in trainer.history))
+
+    progress = Progress(stream, plan.epochs)
+    try:
+        while trainer.epoch < plan.epochs and not trainer.state.stopped_early:
+            epoch_start = time.perf_counter()
+            progress.start_epoch(trainer.epoch + 1, trainer.steps_per_epoch)
+            train_metrics = trainer.train_epoch(progress.step)
+            record: dict[str, Any] = {"epoch": trainer.epoch + 1, **prefixed("train", train_metrics)}
+            if len(trainer.x["val"]):
+                record.update(prefixed("val", trainer.evaluate("val")))
+            record["lr"] = trainer.optimizer.param_groups[0]["lr"]
+            record["seconds"] = round(time.perf_counter() - epoch_start, 3)
+            trainer.epoch += 1
+            trainer.history.append(record)
+            if trainer.improved(record):
+                ckpt.save(best_path, {"format": ckpt.FORMAT, "epoch": trainer.epoch, "model": model.state_dict(), "normalizer": splits.normalizer.state_dict()})
+            if hooks is not None and hooks.after_epoch is not None:
+                hooks.after_epoch(trainer, trainer.epoch)
+            state = trainer.checkpoint()
+            state["wall_seconds"] = elapsed_before + time.perf_counter() - started
+            ckpt.save(last_path, state)
+            with open(metrics_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+            progress.end_epoch(record)
+    except NonFiniteLoss as err:
+        progress.close()
+        kept = f"the last good checkpoint is {last_path}" if last_path.is_file() else "no epoch had finished, so there is no checkpoint"
+        raise TrickRuntimeError(
+            Diagnostic(plan.loss.span, f"the loss became {err.value} at epoch {err.epoch}, step {err.step}, and training stopped; {kept}. A smaller learning rate or clip_grad may help")
+        ) from None
+
+    restore = plan.early_stop is not None and plan.early_stop.restore == "best" and best_path.is_file()
+    if restore:
+        model.load_state_dict(ckpt.load(best_path)["model"])
+    test = trainer.evaluate("test")
+    summary = {
+        "spec": plan.spec,
+        "run_dir": str(folder),
+        "test": test,
+        "weights": "best" if restore else "last",
+        "best_epoch": trainer.state.best_epoch,
+        "epochs_run": trainer.epoch,
+        "stopped_early": trainer.state.stopped_early,
+        "final": trainer.history[-1] if trainer.history else {},
+        "seed": plan.seed,
+        "device": str(torch_device),
+        "wall_seconds": round(elapsed_before + time.perf_counter() - started, 2),
+    }
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return RunResult(folder, summary, list(trainer.history), model)
+
+
+def _read_history(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _say(stream, text: str) -> None:
+    if stream is not None:
+        print(text, file=stream, flush=True)
+
+
+def table(result: RunResult) -> str:
+    """The final table a run prints."""
+    s = result.summary
+    test = s["test"]
+    rows = [("run", s["run_dir"]), ("epochs run", f"{s['epochs_run']}" + (" (stopped early)" if s["stopped_early"] else "")), ("best epoch", str(s["best_epoch"]))]
+    rows.append(("test weights", s["weights"]))
+    for key, value in test.items():
+        rows.append((f"test {key}", f"{value:.2%}" if key.endswith("accuracy") else f"{value:.4f}"))
+    minutes, seconds = divmod(s["wall_seconds"], 60)
+    rows.append(("wall time", f"{int(minutes)}m {seconds:.1f}s" if minutes else f"{seconds:.1f}s"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows) + "\n"

@@ -1,0 +1,268 @@
+"""Executing a TrainingPlan: the training loop, metrics, early stopping and checkpoints.
+
+Batches are cut from in-memory tensors with one seeded permutation per epoch. Everything
+random draws from two generators that go into every checkpoint: `data` (order and
+augmentation) and torch's global one (initialization, dropout), so a resumed run continues
+exactly where the interrupted one stopped.
+
+The objectives of other issues plug in through `Hooks`: the epoch's sample order
+(curriculum), the batch loss (adversarial training, distillation) and the parameter groups
+(transfer learning).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..compiler import ir
+from ..dsl.diagnostics import Diagnostic, Span, TrickError
+from . import checkpoint as ckpt
+from .augment import Augmenter
+from .data import Splits
+from .objectives import Penalty, WeightNoise, loss_function
+from .optim import optimizer as make_optimizer
+from .optim import scheduler as make_scheduler
+
+
+class TrickRuntimeError(TrickError):
+    """Training cannot go on (a non-finite loss, a bad checkpoint); points at the spec."""
+
+
+@dataclass
+class Head:
+    """One output of the model and how it is scored."""
+
+    target: str
+    loss: Callable
+    weight: float
+    classify: bool
+
+
+@dataclass
+class Hooks:
+    """Where the training objectives plug in; the defaults are plain supervised training."""
+
+    order: Callable[[int, int, torch.Generator], torch.Tensor] | None = None  # (epoch, n, g) -> indices
+    batch_loss: Callable | None = None  # (trainer, x, targets) -> (loss, outputs)
+    param_groups: Callable[[nn.Module], list] | None = None
+    after_epoch: Callable[["Trainer", int], None] | None = None
+
+
+@dataclass
+class EpochState:
+    """Early stopping and best-model bookkeeping (saved in checkpoints)."""
+
+    best_value: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    stopped_early: bool = False
+
+
+def heads_of(graph: ir.ModelGraph, plan: ir.TrainingPlan) -> list[Head]:
+    if graph.heads:
+        return [Head(h.target, loss_function(h.loss, h.smoothing), h.weight, h.loss == "cross_entropy" or (h.classes or 1) > 1) for h in graph.heads]
+    width = graph.output[0] if len(graph.output) == 1 else 1
+    return [Head("label", loss_function(plan.loss.kind, plan.loss.args.get("smoothing", 0.0)), 1.0, plan.loss.kind == "cross_entropy" or width > 1)]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrickError(Diagnostic(Span.point("<command line>", 1, 1), "--device cuda was asked for, but torch sees no CUDA device"))
+    return torch.device(name)
+
+
+class Trainer:
+    def __init__(self, model: nn.Module, graph: ir.ModelGraph, plan: ir.TrainingPlan, splits: Splits, device: torch.device, hooks: Hooks | None = None):
+        self.model, self.graph, self.plan, self.splits, self.device = model.to(device), graph, plan, splits, device
+        self.hooks = hooks or Hooks()
+        self.heads = heads_of(graph, plan)
+        self.multi = bool(graph.heads)
+        self.x = {s: splits.split(s)[0].to(device) for s in ("train", "val", "test")}
+        self.y = {s: {h.target: splits.split(s)[1][h.target].to(device) for h in self.heads} for s in ("train", "val", "test")}
+        self.generator = torch.Generator().manual_seed(plan.seed)
+        self.augment = Augmenter(plan.augment)
+        self.penalty = Penalty(model, plan.regularizers)
+        self.weight_noise = WeightNoise(model, plan.weight_noise) if plan.weight_noise > 0 else None
+        groups = self.hooks.param_groups(model) if self.hooks.param_groups else [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        self.optimizer = make_optimizer(plan.optimizer, groups)
+        n = len(self.x["train"])
+        self.steps_per_epoch = max(1, len(self._batches(torch.arange(n))))
+        self.scheduler = make_scheduler(plan.schedule, self.optimizer, plan.epochs, self.steps_per_epoch, plan.optimizer.args["lr"])
+        self.state = EpochState()
+        self.history: list[dict[str, Any]] = []
+        self.epoch = 0  # epochs completed
+
+    # -- batches and losses --------------------------------------------------------------------------------
+
+    def _batches(self, order: torch.Tensor) -> list[torch.Tensor]:
+        batches = list(order.split(self.plan.batch))
+        if len(batches) > 1 and len(batches[-1]) == 1:
+            batches.pop()  # a batch of one sample has no batch statistics (batchnorm fails on it)
+        return batches
+
+    def outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.model(x)
+        return out if isinstance(out, dict) else {"label": out}
+
+    def loss(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        return sum(h.weight * h.loss(outputs[h.target], targets[h.target]) for h in self.heads)
+
+    def batch_loss(self, x: torch.Tensor, targets: dict[str, torch.Tensor]):
+        if self.hooks.batch_loss is not None:
+            return self.hooks.batch_loss(self, x, targets)
+        outputs = self.outputs(x)
+        return self.loss(outputs, targets), outputs
+
+    # -- one epoch --------------------------------------------------------------------------------------------
+
+    def train_epoch(self, progress=None) -> dict[str, float]:
+        self.model.train()
+        n = len(self.x["train"])
+        order = self.hooks.order(self.epoch, n, self.generator) if self.hooks.order else torch.randperm(n, generator=self.generator)
+        sums = _Sums(self.heads)
+        for step, index in enumerate(self._batches(order)):
+            index = index.to(self.device)
+            x = self.x["train"][index]
+            targets = {t: y[index] for t, y in self.y["train"].items()}
+            if self.augment:
+                x = self.augment(x, self.generator)
+            if self.weight_noise is not None:
+                with self.weight_noise:
+                    loss, outputs = self.step_backward(x, targets, step)
+            else:
+                loss, outputs = self.step_backward(x, targets, step)
+            if self.plan.clip_grad is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.plan.clip_grad)
+            self.optimizer.step()
+            self.scheduler.step()
+            sums.add(outputs, targets, len(index))
+            if progress is not None:
+                progress(step + 1, self.steps_per_epoch, sums.mean_loss())
+        return sums.metrics(self.multi)
+
+    def step_backward(self, x, targets, step):
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, outputs = self.batch_loss(x, targets)
+        total = loss + self.penalty() if self.penalty else loss
+        if not torch.isfinite(total):
+            raise NonFiniteLoss(float(total), self.epoch + 1, step + 1)
+        total.backward()
+        return loss.detach(), {k: v.detach() for k, v in outputs.items()}
+
+    @torch.no_grad()
+    def evaluate(self, split: str, batch: int = 1024) -> dict[str, float]:
+        self.model.eval()
+        x = self.x[split]
+        sums = _Sums(self.heads)
+        for start in range(0, len(x), batch):
+            xb = x[start : start + batch]
+            targets = {t: y[start : start + batch] for t, y in self.y[split].items()}
+            sums.add(self.outputs(xb), targets, len(xb))
+        return sums.metrics(self.multi)
+
+    # -- early stopping ----------------------------------------------------------------------------------------
+
+    def monitor(self) -> tuple[str, str] | None:
+        """The metric that picks the best epoch, and whether lower or higher is better."""
+        if self.plan.early_stop is not None:
+            return self.plan.early_stop.monitor, self.plan.early_stop.mode
+        if len(self.x["val"]):
+            return "val.loss", "min"
+        return None
+
+    def improved(self, metrics: dict[str, float]) -> bool:
+        watch = self.monitor()
+        if watch is None:
+            self.state.best_epoch = self.epoch
+            return True
+        name, mode = watch
+        value = metrics[name]
+        delta = self.plan.early_stop.min_delta if self.plan.early_stop else 0.0
+        best = self.state.best_value
+        better = best is None or (value < best - delta if mode == "min" else value > best + delta)
+        if better:
+            self.state.best_value, self.state.best_epoch, self.state.bad_epochs = value, self.epoch, 0
+        else:
+            self.state.bad_epochs += 1
+            if self.plan.early_stop is not None and self.state.bad_epochs >= self.plan.early_stop.patience:
+                self.state.stopped_early = True
+        return better
+
+    # -- checkpoints ---------------------------------------------------------------------------------------------
+
+    def checkpoint(self) -> dict:
+        return {
+            "format": ckpt.FORMAT,
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "data": self.generator.get_state(), **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {})},
+            "state": vars(self.state).copy(),
+            "history": list(self.history),
+            "normalizer": self.splits.normalizer.state_dict(),
+        }
+
+    def restore(self, data: dict) -> None:
+        self.model.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        self.scheduler.load_state_dict(data["scheduler"])
+        torch.set_rng_state(data["rng"]["torch"])
+        self.generator.set_state(data["rng"]["data"])
+        if "cuda" in data["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(data["rng"]["cuda"])
+        self.state = EpochState(**data["state"])
+        self.history = list(data["history"])
+        self.epoch = data["epoch"]
+
+
+class NonFiniteLoss(Exception):
+    def __init__(self, value: float, epoch: int, step: int):
+        super().__init__(f"loss {value} at epoch {epoch}, step {step}")
+        self.value, self.epoch, self.step = value, epoch, step
+
+
+class _Sums:
+    """Sums over an epoch of each head's loss (weighted into the total) and correct predictions."""
+
+    def __init__(self, heads: list[Head]):
+        self.heads = heads
+        self.n = 0
+        self.loss = 0.0
+        self.head_loss = {h.target: 0.0 for h in heads}
+        self.correct = {h.target: 0 for h in heads if h.classify}
+
+    @torch.no_grad()
+    def add(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], n: int) -> None:
+        self.n += n
+        for h in self.heads:
+            value = float(h.loss(outputs[h.target], targets[h.target]))
+            self.head_loss[h.target] += value * n
+            self.loss += h.weight * value * n
+            if h.classify:
+                self.correct[h.target] += int((outputs[h.target].argmax(1) == targets[h.target]).sum())
+
+    def mean_loss(self) -> float:
+        return self.loss / max(self.n, 1)
+
+    def metrics(self, multi: bool) -> dict[str, float]:
+        """`loss` and `accuracy`; with several heads also `<head>.loss` and `<head>.accuracy`."""
+        if self.n == 0:
+            return {}
+        out = {"loss": self.loss / self.n}
+        for h in self.heads:
+            if multi:
+                out[f"{h.target}.loss"] = self.head_loss[h.target] / self.n
+            if h.target in self.correct:
+                out[f"{h.target}.accuracy" if multi else "accuracy"] = self.correct[h.target] / self.n
+        return out
+
+
+def prefixed(split: str, metrics: dict[str, float]) -> dict[str, float]:
+    return {f"{split}.{k}": v for k, v in metrics.items()}
