@@ -151,7 +151,7 @@ class Trainer:
         loss, outputs = self.batch_loss(x, targets)
         total = loss + self.penalty() if self.penalty else loss
         if not torch.isfinite(total):
-            raise NonFiniteLoss(float(total), self.epoch + 1, step + 1)
+            raise NonFiniteLoss(float(total.detach()), self.epoch + 1, step + 1)
         total.backward()
         return loss.detach(), {k: v.detach() for k, v in outputs.items()}
 
