@@ -234,6 +234,24 @@ def build(graph: ir.ModelGraph):
                 return {target: head(x) for target, head in self.heads.items()}
             return x
 
+        def features(self, x, label):
+            """The output of the labelled line, running the trunk only that far."""
+            stop = self._labels[label]
+            for name, residual in self._trunk:
+                x = x + self._modules[name](x) if residual else self._modules[name](x)
+                if name == stop:
+                    return x
+            raise KeyError(label)
+
+        def layers_until(self, label):
+            """The trunk's submodules up to and including the labelled line's last one."""
+            stop, found = self._labels[label], []
+            for name, _ in self._trunk:
+                found.append(self._modules[name])
+                if name == stop:
+                    return found
+            raise KeyError(label)
+
         def forward_with(self, x, labels):
             """The output and the outputs of the labelled lines named in `labels`."""
             wanted = {self._labels[label]: label for label in labels}

@@ -553,6 +553,8 @@ class _Checker:
         score = spec.clause("curriculum", "score")
         if score is not None and score.kind == "loss":
             import_ref(score, "model")
+        if score is not None and score.kind == "column" and source is not None and source.kind != "file":
+            self.error(score.span_of("name"), f"a difficulty column comes from a file source (source file \"data.npz\"), not {source.kind}")
         curriculum_block = self.program.block("curriculum")
         if curriculum_block is not None and score is None and "score" not in self.program_clause_names("curriculum"):
             self.error(curriculum_block.name_span, "the curriculum block needs 'score loss of NAME', 'score self' or 'score column \"NAME\"'")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Union
 
 from ..dsl.diagnostics import Span
@@ -113,6 +113,7 @@ class DataPlan:
     targets: tuple[Target, ...]
     base_dir: str  # where relative data paths are resolved
     span: Span
+    columns: tuple[str, ...] = ()  # per-sample data columns to load besides x and y (curriculum scores)
 
 
 @dataclass(frozen=True)

@@ -389,7 +389,15 @@ class _Lowering:
         return None
 
     def augment(self, shape: Shape) -> tuple[ir.Step, ...]:
+        """The augmentation steps, checked at their clauses against the samples they get.
+
+        The sample's shape is followed through the steps (`crop` and `scale` give SIZE x SIZE
+        images), since what the last one leaves is what the model takes. The sizes of the
+        `evaluate` block's `scales` are checked here too: they resize test images the same way.
+        """
         steps = []
+        current, resized_by = shape, None  # the sample as the steps so far leave it; who resized it
+        too_large = False  # a crop already reported: the size it leaves is not checked again
         for bound in self.spec.blocks.get("augment", ()):
             need = AUGMENT_RANKS.get(bound.name)
             if need is not None and len(shape) != need[0]:
@@ -397,15 +405,39 @@ class _Lowering:
                 continue
             values = dict(bound.values)
             if bound.name == "crop":
-                padded = [n + 2 * values["pad"] for n in shape[1:]]
+                padded = [n + 2 * values["pad"] for n in current[1:]]
                 if values["size"] > min(padded):
                     self.error(bound.span_of("size"), f"crop {values['size']} is larger than the padded image {_show(tuple(padded))}")
+                    too_large = True
             if bound.name == "scale" and values["short_side"][0] < values["size"]:
                 self.error(bound.span_of("short_side"), f"the short side must be at least the crop size {values['size']} (it can be {values['short_side'][0]})")
+            if bound.name in ("crop", "scale"):
+                current, resized_by = (current[0], values["size"], values["size"]), bound
+            if bound.name == "color" and shape[0] != 3:
+                for key, neutral in (("saturation", (1.0, 1.0)), ("hue", (0.0, 0.0))):
+                    if tuple(values[key]) != neutral:
+                        self.error(bound.span_of(key), f"color {key} needs RGB images (3 channels), the data is {_show(shape)}")
             for key in ("rotate", "shear"):
                 if isinstance(values.get(key), (int, float)):
                     values[key] = (-float(values[key]), float(values[key]))
+            if bound.name == "affine" and (values["shear"][0] <= -90 or values["shear"][1] >= 90):
+                low, high = values["shear"]
+                self.error(
+                    bound.span_of("shear"),
+                    f"shear angles must lie strictly between -90 and 90 degrees (the shear factor tan(90°) is infinite), the range is {low:g}..{high:g}",
+                )
             steps.append(ir.Step(bound.name, ir.plain(values), bound.span))
+        if resized_by is not None and not too_large and current != shape:
+            size = resized_by.values["size"]
+            self.error(resized_by.span_of("size"), f"{resized_by.name} {size} makes {_show(current)} images, but the model's input is {_show(shape)}")
+        scales = self.spec.clause("evaluate", "scales")
+        if scales is not None and len(shape) == 3:
+            small = [s for s in scales.values["sizes"] if s < min(shape[1:])]
+            if small:
+                self.error(
+                    scales.span_of("sizes"),
+                    f"scale {small[0]} is smaller than the images' short side {min(shape[1:])}; the test views are crops of the model's input {_show(shape)}",
+                )
         return tuple(steps)
 
     # -- the plan -------------------------------------------------------------------------------------
@@ -448,6 +480,7 @@ class _Lowering:
             targets=tuple(ir.Target(t.name, _expr_json(t.expr), t.span) for t in spec.targets),
             base_dir=base_dir,
             span=data_block.span if data_block else _nowhere(spec),
+            columns=tuple(b.values["name"] for b in spec.blocks.get("curriculum", ()) if b.name == "score" and b.kind == "column"),
         )
 
         schedule = step("train", "schedule", "constant", {"warmup": 0})
@@ -615,6 +648,10 @@ def lower(spec: CheckedSpec) -> tuple[ir.ModelGraph | None, ir.TrainingPlan | No
     lowering = _Lowering(spec)
     graph = lowering.model()
     plan = lowering.plan(graph)
+    if graph is not None and not lowering.errors:
+        from .objectives import cross_check
+
+        lowering.errors += cross_check(spec, plan, graph)
     return graph, plan, lowering.errors
 
 

@@ -13,7 +13,6 @@ from ..dsl.diagnostics import Diagnostic
 from . import ir
 from .check import CheckedSpec, check_source
 from .lower import lower_or_raise
-from .registry import NORM_LAYERS, WEIGHT_LAYERS
 
 
 
@@ -25,6 +24,19 @@ class Program:
     graph: ir.ModelGraph
     plan: ir.TrainingPlan
     warnings: list[Diagnostic]
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def content_hash(self) -> str:
+        """Identifies what this program trains: the spec, what it imports, and overrides."""
+        import hashlib
+
+        from .lower import content_hash
+
+        spec_hash = content_hash(self.spec)  # what an import of this spec records
+        if not self.overrides:
+            return spec_hash
+        return hashlib.sha256("\0".join((spec_hash, *self.overrides)).encode()).hexdigest()[:16]
 
     @property
     def name(self) -> str:
@@ -92,33 +104,10 @@ def _shape(shape) -> str:
 
 
 def transferred_layers(graph: ir.ModelGraph, transfer: ir.Transfer) -> list[str]:
-    """The layers `transfer` copies: the first K weight layers with their norms, or labelled lines."""
-    layers = list(graph.layers)
-    if transfer.labels is not None:
-        names: list[str] = []
-        for label in transfer.labels:
-            names += _line_of_label(layers, label)
-        return names
-    names, count = [], 0
-    for layer in layers:
-        if layer.op in WEIGHT_LAYERS:
-            count += 1
-            if count > (transfer.layers or 0):
-                break
-            names.append(layer.name)
-        elif layer.op in NORM_LAYERS and count and count <= (transfer.layers or 0):
-            names.append(layer.name)
-    return names
+    """Names of the layers `transfer` copies into this network."""
+    from .objectives import transferred
 
-
-def _line_of_label(layers: list[ir.Layer], label: str) -> list[str]:
-    """The parameterized layers of the line that `label` names."""
-    end = next(i for i, layer in enumerate(layers) if layer.label == label)
-    line = layers[end].span.line
-    start = end
-    while start > 0 and layers[start - 1].span.line == line and layers[start - 1].label is None:
-        start -= 1
-    return [layer.name for layer in layers[start : end + 1] if layer.params or layer.op in WEIGHT_LAYERS + NORM_LAYERS]
+    return [layer.name for layer in transferred(graph, transfer.layers, transfer.labels)]
 
 
 def compile_source(source, name: str | None = None, overrides: list[str] | None = None) -> Program:
@@ -127,4 +116,4 @@ def compile_source(source, name: str | None = None, overrides: list[str] | None 
     result = check_source(source, name, overrides)
     spec = result.raise_for_errors()
     graph, plan = lower_or_raise(spec)
-    return Program(spec, graph, plan, [d for d in result.diagnostics if d.severity == "warning"])
+    return Program(spec, graph, plan, [d for d in result.diagnostics if d.severity == "warning"], tuple(overrides or ()))

@@ -467,10 +467,10 @@ TRANSFER = Registry("transfer clause", "Initialize layers from a trained, import
 for schema in [
     C(
         "from",
-        "The imported spec to copy from, and which layers: the first K parameterized layers, or named labels.",
+        "The imported spec to copy from (its best weights), and which layers: the first K layers with weights (dense, conv, gru, lstm), each with the normalization layers after it, or the lines with these labels.",
         (
             P("model", Ident("an import name"), REQUIRED, "the `import ... as NAME` to copy from", positional=True),
-            P("layers", POSITIVE_INT, None, "copy the first K parameterized layers"),
+            P("layers", POSITIVE_INT, None, "copy the first K layers with weights"),
             P("labels", ListOf(Ident("a label"), 1), None, "copy the layers with these labels"),
         ),
         example="from base layers=2",
@@ -504,7 +504,7 @@ for schema in [
 SCORERS = Registry("difficulty score", "How the difficulty of a training sample is measured.")
 SCORERS.add(C("loss", "`score loss of NAME`: the loss of a trained, imported spec's model on the sample.", (P("model", Ident("an import name"), REQUIRED, "the scoring model's import name", positional=True),)))
 SCORERS.add(C("self", "The model's own loss, rescored every epoch (self-paced learning)."))
-SCORERS.add(C("column", "A column of the data: `score column \"difficulty\"`.", (P("name", Str("a column name"), REQUIRED, "the column", positional=True),)))
+SCORERS.add(C("column", "A per-sample number stored with the data (an array of a .npz file, a column of a .csv file, not an input): `score column \"difficulty\"`; lower is easier.", (P("name", Str("a column name"), REQUIRED, "the column", positional=True),)))
 
 PACINGS = Registry("pacing", "How the fraction of training data used grows.")
 PACINGS.add(C("linear", "Grow the fraction linearly."))

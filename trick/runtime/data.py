@@ -41,6 +41,7 @@ class Raw(NamedTuple):
     y_train: np.ndarray
     x_test: np.ndarray | None
     y_test: np.ndarray | None
+    columns: dict[str, np.ndarray] | None = None  # other per-sample arrays (of the training part)
 
 
 # ---- sources ----------------------------------------------------------------------------------------
@@ -181,8 +182,9 @@ def _read_npz(path: Path, written: str, x_name: str, y_name: str) -> tuple[np.nd
     return arrays[0], arrays[1]
 
 
-def _read_csv(path: Path, written: str, y_name: str) -> tuple[np.ndarray, np.ndarray]:
-    """A header row of column names, then numbers; y is the label column, x all the others."""
+def _read_csv(path: Path, written: str, y_name: str, other: Collection[str] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """A header row of column names, then numbers; y is the label column, x all the others
+    (but the `other` columns, which are not inputs)."""
     try:
         with open(path, newline="") as f:
             names = [c.strip() for c in next(csv.reader(f), [])]
@@ -202,7 +204,8 @@ def _read_csv(path: Path, written: str, y_name: str) -> tuple[np.ndarray, np.nda
     if len(names) < 2:
         raise SourceError(f"'{written}' has only the label column '{y_name}'; the inputs are every other column")
     j = names.index(y_name)
-    return np.delete(table, j, axis=1), table[:, j]
+    inputs = [i for i, name in enumerate(names) if i != j and name not in other]
+    return table[:, inputs], table[:, j]
 
 
 def _numeric(a: np.ndarray) -> bool:
@@ -238,7 +241,30 @@ def _check_arrays(x: np.ndarray, y: np.ndarray, x_of: str, y_of: str) -> tuple[n
     return x.astype(np.float32), y.astype(np.int64)
 
 
-def file(args: dict, seed: int, base_dir: str) -> Raw:
+def _read_columns(path: Path, written: str, names: Collection[str], rows: int) -> dict[str, np.ndarray]:
+    """Per-sample numbers named in a .npz (arrays) or .csv (columns), e.g. a difficulty score."""
+    found: dict[str, np.ndarray] = {}
+    if path.suffix.lower() == ".npz":
+        with np.load(path, allow_pickle=False) as npz:
+            have = list(npz.files)
+            table = {n: npz[n] for n in names if n in have}
+    else:
+        with open(path, newline="") as f:
+            have = [c.strip() for c in next(csv.reader(f), [])]
+        data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, quotechar='"', dtype=np.float64)
+        table = {n: data[:, have.index(n)] for n in names if n in have}
+    for name in names:
+        if name not in table:
+            hint, _ = did_you_mean(name, have)
+            raise SourceError(f"'{written}' has no column named '{name}' (it has {', '.join(repr(h) for h in have)}){hint}")
+        column = np.asarray(table[name])
+        if column.shape != (rows,) or not _numeric(column) or not np.isfinite(column.astype(np.float64)).all():
+            raise SourceError(f"the column '{name}' of '{written}' must hold one finite number per sample ({rows}); it has shape {list(column.shape)}")
+        found[name] = column.astype(np.float64)
+    return found
+
+
+def file(args: dict, seed: int, base_dir: str, columns: Collection[str] = ()) -> Raw:
     """Arrays from a .npz file (arrays named by x and y) or a .csv file (a header row; the
     y column is the label, every other column an input), relative to the spec's folder."""
     written, x_name, y_name = str(args["path"]), str(args.get("x", "x")), str(args.get("y", "y"))
@@ -250,11 +276,12 @@ def file(args: dict, seed: int, base_dir: str) -> Raw:
         x, y = _read_npz(path, written, x_name, y_name)
         x_of, y_of = f"the inputs '{x_name}' of '{written}'", f"the labels '{y_name}' of '{written}'"
     elif suffix == ".csv":
-        x, y = _read_csv(path, written, y_name)
+        x, y = _read_csv(path, written, y_name, columns)
         x_of, y_of = f"the input columns of '{written}'", f"the labels in column '{y_name}' of '{written}'"
     else:
         raise SourceError(f"cannot read '{written}': a data file must end in .npz or .csv")
-    return Raw(*_check_arrays(x, y, x_of, y_of), None, None)
+    x, y = _check_arrays(x, y, x_of, y_of)
+    return Raw(x, y, None, None, _read_columns(path, written, columns, len(y)) if columns else None)
 
 
 SOURCES: dict[str, Callable[[dict, int, str], Raw]] = {
@@ -266,12 +293,16 @@ SOURCES: dict[str, Callable[[dict, int, str], Raw]] = {
 }
 
 
-def load_source(step: Step, seed: int, base_dir: str) -> Raw:
+def load_source(step: Step, seed: int, base_dir: str, columns: Collection[str] = ()) -> Raw:
     """The raw arrays of a `source` clause; a problem with them is an error at the clause."""
     if step.kind not in SOURCES:
         hint, _ = did_you_mean(step.kind, SOURCES)
         fail(f"unknown data source '{step.kind}'{hint}", step.span)
     try:
+        if columns:
+            if step.kind != "file":
+                raise SourceError(f"{step.kind} has no data columns; a column comes from a file source")
+            return file(step.args, seed, base_dir, columns)
         return SOURCES[step.kind](step.args, seed, base_dir)
     except SourceError as e:
         fail(str(e), step.span)
@@ -316,7 +347,9 @@ def _keep_classes(classes: tuple[int, ...], raw: Raw, span: Span) -> Raw:
         new = table[y]
         return x[new >= 0], new[new >= 0]
 
-    return Raw(*keep(raw.x_train, raw.y_train), *keep(raw.x_test, raw.y_test))
+    kept = table[raw.y_train] >= 0
+    columns = {name: c[kept] for name, c in raw.columns.items()} if raw.columns else None
+    return Raw(*keep(raw.x_train, raw.y_train), *keep(raw.x_test, raw.y_test), columns)
 
 
 # ---- derived targets --------------------------------------------------------------------------------
@@ -411,8 +444,8 @@ class Normalizer:
             shift = x.double().mean(dims, keepdim=True)
             scale = x.double().var(dims, correction=0, keepdim=True).sqrt()
         elif self.kind == "minmax":  # in float32, so that (max - min) / (max - min) is exactly 1
-            shift = x.amin(dims, keepdim=True)
-            scale = x.amax(dims, keepdim=True) - shift
+            shift = x.amin(dims, keepdim=True).double()
+            scale = x.amax(dims, keepdim=True).double() - shift
         else:
             raise ValueError(f"unknown normalization '{self.kind}'")
         self.shift, self.scale = shift[0].double(), torch.where(scale[0] == 0, 1.0, scale[0].double())
@@ -421,7 +454,8 @@ class Normalizer:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind is None:
             return x
-        return (x - self.shift.to(x)) / self.scale.to(x)
+        # In float64: a float32 shift of a feature far from 0 (1000 ± 0.01) would bias the mean.
+        return ((x.double() - self.shift.to(x.device)) / self.scale.to(x.device)).to(x.dtype)
 
     def state_dict(self) -> dict:
         plain = lambda t: None if t is None else t.tolist()  # noqa: E731
@@ -468,26 +502,33 @@ def load_splits(plan: DataPlan, seed: int, input_shape: tuple[int, ...], regress
     # Independent streams per step, so that e.g. changing the validation fraction leaves the
     # test split (and the generated data) as they were.
     source_seed, test_seed, fraction_seed, val_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(4))
-    raw = load_source(plan.source, source_seed, plan.base_dir)
+    raw = load_source(plan.source, source_seed, plan.base_dir, plan.columns)
     if plan.classes is not None:
         raw = _keep_classes(tuple(plan.classes), raw, plan.span)
-    x, y, x_test, y_test = raw
+    x, y, x_test, y_test, columns = raw
+    columns = columns or {}
     have, need = math.prod(x.shape[1:]), math.prod(input_shape)
     if have != need:
         what = f"'{plan.source.args.get('path')}'" if plan.source.kind == "file" else plan.source.kind
         shape = f" (shape {list(x.shape[1:])})" if x.ndim > 2 else ""
         fail(f"the model's input {list(input_shape)} has {need} values, but {what} samples have {have}{shape}", plan.span)
 
+    # The splits move row numbers, so that the inputs and any data columns follow them alike.
+    rows = np.arange(len(y))
     if x_test is None or plan.test is not None:
         if x_test is not None:  # an explicit test fraction re-splits all of the source's data
-            x, y = np.concatenate([x, x_test]), np.concatenate([y, y_test])
-        x, y, x_test, y_test = _stratified(x, y, 0.2 if plan.test is None else plan.test, test_seed, "test split", plan.span)
-    if plan.train_fraction < 1:
-        _, _, x, y = _stratified(x, y, plan.train_fraction, fraction_seed, "train_fraction", plan.span)
-    if plan.validation > 0:
-        x, y, x_val, y_val = _stratified(x, y, plan.validation, val_seed, "validation split", plan.span)
+            x, y, rows = np.concatenate([x, x_test]), np.concatenate([y, y_test]), np.arange(len(y) + len(y_test))
+        rows, y, test_rows, y_test = _stratified(rows, y, 0.2 if plan.test is None else plan.test, test_seed, "test split", plan.span)
+        x_test = x[test_rows]
     else:
-        x_val, y_val = x[:0], y[:0]
+        test_rows = None
+    if plan.train_fraction < 1:
+        _, _, rows, y = _stratified(rows, y, plan.train_fraction, fraction_seed, "train_fraction", plan.span)
+    if plan.validation > 0:
+        rows, y, val_rows, y_val = _stratified(rows, y, plan.validation, val_seed, "validation split", plan.span)
+    else:
+        val_rows, y_val = rows[:0], y[:0]
+    x, x_val = x[rows], x[val_rows]
 
     # Targets are computed on all splits at once, so that a bad value anywhere is found.
     derived = derive_targets(plan.targets, np.concatenate([y, y_val, y_test]), regression)
@@ -497,6 +538,10 @@ def load_splits(plan: DataPlan, seed: int, input_shape: tuple[int, ...], regress
         for i, s in enumerate(SPLITS)
     }
     num_classes = {name: int(v.max()) + 1 for name, v in derived.items() if name not in regression}
+    for name, column in columns.items():  # data columns (e.g. a curriculum's difficulty), per split
+        for split, split_rows in (("train", rows), ("val", val_rows), ("test", test_rows)):
+            if split_rows is not None:
+                targets[split][name] = torch.from_numpy(np.ascontiguousarray(column[split_rows]))
 
     shaped = (torch.from_numpy(np.ascontiguousarray(a, np.float32)).reshape(len(a), *input_shape) for a in (x, x_val, x_test))
     x_train, x_val, x_test = shaped

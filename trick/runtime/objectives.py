@@ -11,6 +11,8 @@ conv kernels, recurrent matrices); biases and normalization parameters are left 
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -68,24 +70,49 @@ class Penalty:
 
 
 class WeightNoise:
-    """`weight_noise std=σ`: W + ε, ε ~ N(0, σ²) for one step's forward and backward,
-    removed again before the optimizer updates W."""
+    """`weight_noise std=σ`: W + ε, ε ~ N(0, σ²) for one step's forward and backward; the
+    exact W comes back before the optimizer updates it."""
 
     def __init__(self, model: torch.nn.Module, std: float):
         self.std = std
         self.params = penalized(model, "weights")
-        self.noise: list[torch.Tensor] = []
+        self.saved: list[torch.Tensor] = []
 
     def __enter__(self):
         with torch.no_grad():
-            self.noise = [torch.randn_like(p) * self.std for p in self.params]
-            for p, n in zip(self.params, self.noise):
-                p.add_(n)
+            self.saved = [p.detach().clone() for p in self.params]
+            for p in self.params:
+                p.add_(torch.randn_like(p) * self.std)
         return self
 
     def __exit__(self, *exc):
         with torch.no_grad():
-            for p, n in zip(self.params, self.noise):
-                p.sub_(n)
-        self.noise = []
+            for p, w in zip(self.params, self.saved):
+                p.copy_(w)
+        self.saved = []
         return False
+
+
+def fgsm(loss_of: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float, bounds: tuple[float, float] | None = None) -> torch.Tensor:
+    """The fast gradient sign method: x' = x + ε·sign(∇ₓJ(θ, x, y)), clipped to `bounds`.
+
+    `loss_of(x)` is J at the current θ; the returned x' is detached (a constant for the update).
+    """
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(loss_of(x), x)
+    adversarial = x.detach() + eps * grad.sign()
+    if bounds is not None:
+        adversarial = adversarial.clamp(*bounds)
+    return adversarial
+
+
+def hint_loss(hint: torch.Tensor, regressed: torch.Tensor) -> torch.Tensor:
+    """FitNets' L_HT = ½‖u_h(x; W_hint) − r(v_g(x; W_guided); W_r)‖², averaged over the batch."""
+    return 0.5 * (hint - regressed).pow(2).flatten(1).sum(1).mean()
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, temperature: float, weight: float, hard_loss) -> torch.Tensor:
+    """Knowledge distillation (Hinton et al. 2015): (1 − w)·J(student, y) +
+    w·T²·KL(softmax(teacher/T) ‖ softmax(student/T)); T² keeps the soft gradients' scale."""
+    soft = F.kl_div(F.log_softmax(student / temperature, dim=1), F.log_softmax(teacher / temperature, dim=1), log_target=True, reduction="batchmean")
+    return (1 - weight) * hard_loss(student, labels) + weight * temperature**2 * soft

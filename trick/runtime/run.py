@@ -24,7 +24,10 @@ from ..compiler import ir
 from ..compiler.build import build
 from ..dsl.diagnostics import Diagnostic, Span, TrickError
 from . import checkpoint as ckpt
+from . import recipe
+from .augment import tta_enabled, tta_views
 from .data import load_splits
+from .imports import ensure_trained, load_imported
 from .trainer import Hooks, NonFiniteLoss, Trainer, TrickRuntimeError, prefixed, resolve_device
 
 RUNS = Path("runs")
@@ -53,11 +56,11 @@ def _fingerprint(plan: ir.TrainingPlan) -> Any:
     return strip(ir.to_json(plan))
 
 
-def run_folder(spec: str, out: str | Path | None, resume: bool) -> Path:
+def run_folder(spec: str, out: str | Path | None, resume: bool, runs: Path = RUNS) -> Path:
     """The folder of this run: `out`, or the next (or, resuming, the latest) runs/<spec>/<n>."""
     if out is not None:
         return Path(out)
-    parent = RUNS / spec
+    parent = Path(runs) / spec
     numbers = sorted(int(p.name) for p in parent.glob("*") if p.is_dir() and p.name.isdigit()) if parent.is_dir() else []
     if resume:
         if not numbers:
@@ -95,7 +98,7 @@ class Progress:
         self.close()
         if self.stream is None:
             return
-        metrics = "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds", "lr"))
+        metrics = "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds", "lr", "stage", "train.samples"))
         print(f"epoch {record['epoch']}/{self.epochs}  {metrics}  ({record['seconds']:.1f}s)", file=self.stream, flush=True)
 
 
@@ -107,11 +110,15 @@ def execute(
     device: str | None = None,
     stream: TextIO | None = sys.stderr,
     hooks: Hooks | None = None,
+    runs: Path = RUNS,
 ) -> RunResult:
-    """Train a compiled program, writing its run folder; return the results as data."""
+    """Train a compiled program, writing its run folder; return the results as data.
+
+    Imported specs that the objectives need are trained first when they have no finished
+    run (into `runs`)."""
     plan: ir.TrainingPlan = program.plan
     graph: ir.ModelGraph = program.graph
-    folder = run_folder(plan.spec, out, resume)
+    folder = run_folder(plan.spec, out, resume, runs)
     last_path, best_path = folder / "last.pt", folder / "best.pt"
     summary_path, metrics_path, plan_path = folder / "summary.json", folder / "metrics.jsonl", folder / "plan.json"
     if resume and summary_path.is_file():
@@ -128,17 +135,30 @@ def execute(
 
     started = time.perf_counter()
     torch_device = resolve_device(device or plan.device)
+    # Imported runs first: training one reseeds torch, so this run seeds itself after.
+    imported = {
+        imp.alias: load_imported(imp, ensure_trained(imp, Path(runs), device, stream), torch_device)
+        for imp in plan.imports
+        if imp.alias in recipe.needed_imports(plan)
+    }
     torch.manual_seed(plan.seed)
     splits = load_splits(plan.data, plan.seed, graph.input, regression=tuple(h.target for h in graph.heads if h.loss == "mse"))
     model = build(graph)
+    if hooks is None:
+        hooks = recipe.hooks(plan, graph, model, imported, splits)
     trainer = Trainer(model, graph, plan, splits, torch_device, hooks)
+    recipe.attach(trainer, plan, imported, splits)
     elapsed_before = 0.0
+    hint_records: list[dict] = []
     if resume and last_path.is_file():
         state = ckpt.load(last_path)
         trainer.restore(state)
         elapsed_before = float(state.get("wall_seconds", 0.0))
+        hint_records = list(state.get("hint_history", []))
         _say(stream, f"resuming {folder} after epoch {trainer.epoch}")
-    metrics_path.write_text("".join(json.dumps(r) + "\n" for r in trainer.history))
+    elif plan.distill is not None and plan.distill.hint_epochs > 0:
+        hint_records = recipe.hint_stage(trainer, plan, imported, splits, folder, resume, stream)
+    metrics_path.write_text("".join(json.dumps(r) + "\n" for r in hint_records + trainer.history))
 
     progress = Progress(stream, plan.epochs)
     try:
@@ -149,6 +169,7 @@ def execute(
             record: dict[str, Any] = {"epoch": trainer.epoch + 1, **prefixed("train", train_metrics)}
             if len(trainer.x["val"]):
                 record.update(prefixed("val", trainer.evaluate("val")))
+            record["train.samples"] = trainer.samples_seen
             record["lr"] = trainer.optimizer.param_groups[0]["lr"]
             record["seconds"] = round(time.perf_counter() - epoch_start, 3)
             trainer.epoch += 1
@@ -159,6 +180,7 @@ def execute(
                 hooks.after_epoch(trainer, trainer.epoch)
             state = trainer.checkpoint()
             state["wall_seconds"] = elapsed_before + time.perf_counter() - started
+            state["hint_history"] = hint_records
             ckpt.save(last_path, state)
             with open(metrics_path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
@@ -173,18 +195,24 @@ def execute(
     restore = plan.early_stop is not None and plan.early_stop.restore == "best" and best_path.is_file()
     if restore:
         model.load_state_dict(ckpt.load(best_path)["model"])
-    test = trainer.evaluate("test")
+    tta = tta_enabled(plan.evaluate)
+    test = trainer.evaluate("test", tta=tta)
+    if "accuracy" not in test and "label.accuracy" in test:  # a multi-task model's main head
+        test = {"loss": test["loss"], "accuracy": test["label.accuracy"], **test}
     summary = {
         "spec": plan.spec,
         "run_dir": str(folder),
         "test": test,
         "weights": "best" if restore else "last",
+        "tta": {"used": tta, "views": tta_views(plan.evaluate)},
         "best_epoch": trainer.state.best_epoch,
         "epochs_run": trainer.epoch,
         "stopped_early": trainer.state.stopped_early,
         "final": trainer.history[-1] if trainer.history else {},
         "seed": plan.seed,
         "device": str(torch_device),
+        "content_hash": program.content_hash,
+        "imports": {alias: str(run.run_dir) for alias, run in imported.items()},
         "wall_seconds": round(elapsed_before + time.perf_counter() - started, 2),
     }
     summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -207,7 +235,7 @@ def table(result: RunResult) -> str:
     s = result.summary
     test = s["test"]
     rows = [("run", s["run_dir"]), ("epochs run", f"{s['epochs_run']}" + (" (stopped early)" if s["stopped_early"] else "")), ("best epoch", str(s["best_epoch"]))]
-    rows.append(("test weights", s["weights"]))
+    rows.append(("test weights", s["weights"] + (f", test-time augmentation over {s['tta']['views']} views" if s.get("tta", {}).get("used") else "")))
     for key, value in test.items():
         rows.append((f"test {key}", f"{value:.2%}" if key.endswith("accuracy") else f"{value:.4f}"))
     minutes, seconds = divmod(s["wall_seconds"], 60)

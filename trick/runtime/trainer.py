@@ -21,7 +21,7 @@ from torch import nn
 from ..compiler import ir
 from ..dsl.diagnostics import Diagnostic, Span, TrickError
 from . import checkpoint as ckpt
-from .augment import Augmenter
+from .augment import Augmenter, tta_logits
 from .data import Splits
 from .objectives import Penalty, WeightNoise, loss_function
 from .optim import optimizer as make_optimizer
@@ -49,6 +49,7 @@ class Hooks:
     order: Callable[[int, int, torch.Generator], torch.Tensor] | None = None  # (epoch, n, g) -> indices
     batch_loss: Callable | None = None  # (trainer, x, targets) -> (loss, outputs)
     param_groups: Callable[[nn.Module], list] | None = None
+    on_train: Callable[[nn.Module], None] | None = None  # after model.train() (frozen layers)
     after_epoch: Callable[["Trainer", int], None] | None = None
 
 
@@ -116,15 +117,16 @@ class Trainer:
     def batch_loss(self, x: torch.Tensor, targets: dict[str, torch.Tensor]):
         if self.hooks.batch_loss is not None:
             return self.hooks.batch_loss(self, x, targets)
-        outputs = self.outputs(x)
-        return self.loss(outputs, targets), outputs
+        return supervised(self, x, targets)
 
     # -- one epoch --------------------------------------------------------------------------------------------
 
     def train_epoch(self, progress=None) -> dict[str, float]:
-        self.model.train()
         n = len(self.x["train"])
         order = self.hooks.order(self.epoch, n, self.generator) if self.hooks.order else torch.randperm(n, generator=self.generator)
+        self.model.train()
+        if self.hooks.on_train is not None:
+            self.hooks.on_train(self.model)
         sums = _Sums(self.heads)
         for step, index in enumerate(self._batches(order)):
             index = index.to(self.device)
@@ -144,6 +146,7 @@ class Trainer:
             sums.add(outputs, targets, len(index))
             if progress is not None:
                 progress(step + 1, self.steps_per_epoch, sums.mean_loss())
+        self.samples_seen = sums.n
         return sums.metrics(self.multi)
 
     def step_backward(self, x, targets, step):
@@ -156,14 +159,17 @@ class Trainer:
         return loss.detach(), {k: v.detach() for k, v in outputs.items()}
 
     @torch.no_grad()
-    def evaluate(self, split: str, batch: int = 1024) -> dict[str, float]:
+    def evaluate(self, split: str, batch: int = 1024, tta: bool = False) -> dict[str, float]:
+        """Metrics of a split in eval mode; with `tta`, of the test-time augmented predictions
+        (log of the averaged softmax, which every loss reads like logits)."""
         self.model.eval()
         x = self.x[split]
         sums = _Sums(self.heads)
         for start in range(0, len(x), batch):
             xb = x[start : start + batch]
             targets = {t: y[start : start + batch] for t, y in self.y[split].items()}
-            sums.add(self.outputs(xb), targets, len(xb))
+            outputs = tta_logits(self.outputs, xb, self.plan.evaluate, self.plan.augment) if tta else self.outputs(xb)
+            sums.add(outputs, targets, len(xb))
         return sums.metrics(self.multi)
 
     # -- early stopping ----------------------------------------------------------------------------------------
@@ -220,6 +226,12 @@ class Trainer:
         self.state = EpochState(**data["state"])
         self.history = list(data["history"])
         self.epoch = data["epoch"]
+
+
+def supervised(trainer: "Trainer", x: torch.Tensor, targets: dict[str, torch.Tensor]):
+    """The plain objective: each head's loss on its target, weighted and summed."""
+    outputs = trainer.outputs(x)
+    return trainer.loss(outputs, targets), outputs
 
 
 class NonFiniteLoss(Exception):

@@ -1,0 +1,133 @@
+"""The batched augmentation engine against a per-sample Python loop doing the same operations.
+
+A batch of 256 RGB images of 32x32 goes through the E2 image pipeline (`tiny_images`, at 32
+pixels): hflip, crop with padding, scale, color, affine. The loop is what a per-image
+transform in a Dataset does (torchvision style): for each image, draw its parameters, flip,
+pad and slice, resize with F.interpolate and slice, apply the colour formulas, and warp with a
+one-image affine_grid/grid_sample.
+
+Both run on the CPU, on one thread by default: the figure then measures what batching buys,
+not how busy the machine's other cores are (on a loaded 2-core machine, torch's intra-op
+threads can slow large operations down several times while barely touching the loop).
+
+    python bench/augment.py [--threads N]   # prints the timings, then `speedup: N.Nx` last
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import trick  # noqa: E402
+from trick.runtime.augment import LUMA, Augmenter  # noqa: E402
+
+BATCH, SIZE = 256, 32
+SPEC = f"""spec bench_augment
+data {{ source synthetic_images classes=4 size={SIZE} }}
+augment {{
+    hflip p=0.5
+    crop {SIZE} pad=4
+    scale {SIZE} short_side={SIZE}..{SIZE + SIZE // 2}
+    color brightness=0.5..1.5 saturation=0.5..1.5 hue=-0.1..0.1
+    affine rotate=15 translate=0.1 shear=5
+}}
+model {{
+    input [3, {SIZE}, {SIZE}]
+    avgpool global
+    dense 4
+}}
+"""
+
+
+def per_sample_loop(steps, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """The same pipeline, one image at a time."""
+    args = {s.kind: s.args for s in steps}
+    luma = torch.tensor(LUMA)
+    out = []
+    for image in x:
+        # hflip
+        if float(torch.rand(1, generator=g)) < args["hflip"]["p"]:
+            image = image.flip(-1)
+        # crop after zero padding
+        size, pad = args["crop"]["size"], args["crop"]["pad"]
+        padded = F.pad(image, (pad, pad, pad, pad))
+        top = int(torch.randint(0, padded.shape[1] - size + 1, (1,), generator=g))
+        left = int(torch.randint(0, padded.shape[2] - size + 1, (1,), generator=g))
+        image = padded[:, top : top + size, left : left + size]
+        # scale: random short side, resize, random crop
+        size, (low, high) = args["scale"]["size"], args["scale"]["short_side"]
+        short = int(torch.randint(low, high + 1, (1,), generator=g))
+        resized = F.interpolate(image[None], size=(short, short), mode="bilinear", align_corners=True)[0]
+        top = int(torch.randint(0, short - size + 1, (1,), generator=g))
+        left = int(torch.randint(0, short - size + 1, (1,), generator=g))
+        image = resized[:, top : top + size, left : left + size]
+        # color: brightness, contrast, saturation, hue
+        c = args["color"]
+        ranges = (c["brightness"], c["contrast"], c["saturation"], c["hue"])
+        b, k, s, h = (lo + (hi - lo) * float(torch.rand(1, generator=g)) for lo, hi in ranges)
+        image = image * b
+        image = k * image + (1 - k) * (luma[:, None, None] * image).sum(0).mean()
+        image = s * image + (1 - s) * (luma[:, None, None] * image).sum(0, keepdim=True)
+        cos, sin = math.cos(2 * math.pi * h), math.sin(2 * math.pi * h)
+        a, d = cos + (1 - cos) / 3, (1 - cos) / 3  # rotation about the gray axis (Rodrigues)
+        e = sin / math.sqrt(3)
+        rotation = torch.tensor([[a, d - e, d + e], [d + e, a, d - e], [d - e, d + e, a]])
+        image = (rotation @ image.reshape(3, -1)).reshape(image.shape)
+        # affine about the centre
+        a = args["affine"]
+        angle = math.radians(a["rotate"][0] + (a["rotate"][1] - a["rotate"][0]) * float(torch.rand(1, generator=g)))
+        t = a["translate"]
+        dx, dy = (2 * t * float(torch.rand(1, generator=g)) - t for _ in range(2))  # fractions of the size
+        zoom = a["scale"][0] + (a["scale"][1] - a["scale"][0]) * float(torch.rand(1, generator=g))
+        shear = math.radians(a["shear"][0] + (a["shear"][1] - a["shear"][0]) * float(torch.rand(1, generator=g)))
+        # output -> input in grid_sample's coordinates (square image): Z^-1 Sh^-1 R^-1 (p - 2d)
+        cos, sin, tan = math.cos(angle), math.sin(angle), math.tan(shear)
+        a, b, c, d = (cos - tan * sin) / zoom, (-sin - tan * cos) / zoom, sin / zoom, cos / zoom
+        theta = torch.tensor([[[a, b, -2 * (a * dx + b * dy)], [c, d, -2 * (c * dx + d * dy)]]])
+        grid = F.affine_grid(theta, [1, *image.shape], align_corners=False)
+        image = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+        out.append(image)
+    return torch.stack(out)
+
+
+def timed(fn, repeats: int) -> float:
+    """Median seconds of one call."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    torch.set_num_threads(parser.parse_args().threads)
+    steps = trick.compile(SPEC).plan.augment
+    engine = Augmenter(steps)
+    x = torch.randn(BATCH, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    assert engine(x, g).shape == per_sample_loop(steps, x, g).shape == x.shape
+    for _ in range(3):  # warm up
+        engine(x, g)
+    fast = timed(lambda: engine(x, g), 30)
+    slow = timed(lambda: per_sample_loop(steps, x, g), 5)
+    threads = torch.get_num_threads()
+    print(f"pipeline: {', '.join(s.kind for s in steps)} on a batch of {BATCH} x 3x{SIZE}x{SIZE}, {threads} thread(s)")
+    print(f"engine (batched, fused):   {fast * 1e3:8.2f} ms per batch")
+    print(f"per-sample Python loop:    {slow * 1e3:8.2f} ms per batch")
+    print(f"speedup: {slow / fast:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
