@@ -126,6 +126,13 @@ t.trick:3:5: error: 'import' goes at the top of the file, not inside a block
         import "a.trick" as a
         ^~~~~~""",
     ),
+    "reserved_clause_after_brace": (
+        "spec t\nmodel {spec a\n}\n",
+        """\
+t.trick:2:8: error: 'spec' is a reserved word and cannot name a clause here
+    model {spec a
+           ^~~~""",
+    ),
     "non_ascii": (
         "spec t\nmodel { dense 10 → relu }\n",
         """\

@@ -126,23 +126,25 @@ class _Formatter:
         if inline is not None and len(INDENT * depth + inline) <= MAX_WIDTH:
             self.emit(depth, inline, statement.span.line)
             return
-        # Multi-line: only the last clause of a chain can carry a body worth expanding.
-        *init, last = statement.chain
-        prefix = f"{statement.label}: " if statement.label else ""
-        prefix += "".join(self.clause_inline(c) + " -> " for c in init)
-        if last.body is None:
-            self.emit(depth, prefix + self.clause_inline(last), statement.span.line)
-            return
-        head = prefix + self.clause_head(last) + "{"
-        self.emit(depth, head, last.span.line)
-        first = True
-        for inner in last.body:
-            start = len(self.out)
-            self.statement(inner, depth + 1)
-            if not first and start < len(self.out) and self.blank(inner.span.line):
-                self.out[start].blank_before = True
-            first = False
-        self.emit(depth, "}" + self.clause_tail(last), last.span.end_line, closing=True)
+        # Multi-line: every clause with a body written over several lines (or too long to
+        # fit) opens its block at the end of a line; the chain goes on after its '}'.
+        text = f"{statement.label}: " if statement.label else ""
+        anchor, closing = statement.span.line, False
+        for position, clause in enumerate(statement.chain):
+            arrow = " -> " if position < len(statement.chain) - 1 else ""
+            if clause.body is None or _one_line(clause) and len(INDENT * depth + text + self.clause_inline(clause)) <= MAX_WIDTH:
+                text += self.clause_inline(clause) + arrow
+                continue
+            self.emit(depth, text + self.clause_head(clause) + "{", anchor, closing)
+            first = True
+            for inner in clause.body:
+                start = len(self.out)
+                self.statement(inner, depth + 1)
+                if not first and start < len(self.out) and self.blank(inner.span.line):
+                    self.out[start].blank_before = True
+                first = False
+            text, anchor, closing = "}" + self.clause_tail(clause) + arrow, clause.span.end_line, True
+        self.emit(depth, text, anchor, closing)
 
     def inline(self, statement: ast.Line) -> str | None:
         """The statement on one line, if the author wrote every block in it on one line."""

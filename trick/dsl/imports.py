@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ast
-from .diagnostics import Diagnostic, TrickError
+from .diagnostics import Diagnostic, Span, TrickError
 from .parser import parse_text, read_source
 
 
@@ -64,8 +64,8 @@ def load(source: str | os.PathLike, name: str | None = None) -> LoadResult:
             try:
                 target = (base / imp.path).resolve()
                 display = _display(base / imp.path)
-                exists, is_file = target.exists(), target.is_file()
-            except (OSError, ValueError) as err:  # a name too long, a NUL or an unencodable character
+                exists, is_file, is_dir = target.exists(), target.is_file(), target.is_dir()
+            except (OSError, ValueError, RuntimeError) as err:  # too long, a NUL, unencodable, a symlink loop
                 diagnostics.append(Diagnostic(imp.path_span, f"cannot import '{imp.path}': {getattr(err, 'strerror', None) or 'not a usable file name'}"))
                 loaded.imports[imp.alias] = None
                 continue
@@ -78,7 +78,7 @@ def load(source: str | os.PathLike, name: str | None = None) -> LoadResult:
                 loaded.imports[imp.alias] = cache[target]
                 continue
             if not is_file:
-                where = "a directory" if exists else "no such file"
+                where = "a directory" if is_dir else "not a regular file" if exists else "no such file"
                 diagnostics.append(Diagnostic(imp.path_span, f"cannot import '{imp.path}': {where} ({display})"))
                 loaded.imports[imp.alias] = cache[target] = None
                 continue
@@ -92,8 +92,12 @@ def load(source: str | os.PathLike, name: str | None = None) -> LoadResult:
         return loaded
 
     if is_path(source):
-        path = Path(source).resolve()
         display = name or str(source)
+        try:
+            path = Path(source).resolve()
+        except (OSError, ValueError, RuntimeError) as err:  # a NUL or unencodable name, a symlink loop
+            diagnostics.append(Diagnostic(Span.point(display, 1, 1), f"cannot read the file: {getattr(err, 'strerror', None) or 'not a usable file name'}"))
+            return LoadResult(None, diagnostics, programs)
         program = parse_one(None, path, display)
         root = visit(program, path, (path,)) if program is not None else None
     else:

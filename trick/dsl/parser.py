@@ -24,6 +24,7 @@ MAX_NESTING = 50  # braces, brackets and parentheses
 MAX_EXPR_DEPTH = 100
 MAX_ERRORS = 20
 ERROR_PLACEHOLDER = "__error__"
+RESERVED_WORDS = frozenset({"spec", "import", "as", "target", "true", "false"})
 
 # What each terminal is, in words, for "expected ..." messages.
 TERMINAL_WORDS = {
@@ -487,6 +488,8 @@ class _ToAst(Transformer_NonRecursive):
 
     def clause(self, meta, children):
         name, rest = children[0], children[1:]
+        if str(name) in RESERVED_WORDS:  # the lexer lets some through right after '{'
+            raise TrickSyntaxError(Diagnostic(self._tok(name), f"'{name}' is a reserved word and cannot name a clause here"))
         args, options, body = [], [], None
         for child in rest:
             if isinstance(child, _Body):
