@@ -260,3 +260,35 @@ def test_a_data_column_scores_difficulty(in_tmp):
 def test_a_column_needs_a_file_source():
     (d,) = trick.check("spec c\ndata { source digits }\ncurriculum { score column \"difficulty\" }\nmodel {\n    input [64]\n    dense 10\n}\n")
     assert d.message == 'a difficulty column comes from a file source (source file "data.npz"), not digits'
+
+
+def test_self_paced_curriculum_rescores_with_the_model_every_epoch(in_tmp):
+    (in_tmp / "sp.trick").write_text(
+        "spec sp\ndata { source digits }\ncurriculum {\n    score self\n    pace linear start=0.5 epochs=2\n}\n"
+        "model {\n    input [64]\n    dense 10\n}\ntrain {\n    epochs 3\n    optimizer sgd lr=0.01\n}\n"
+    )
+    scored = []
+    from trick.runtime import recipe
+
+    original = recipe.attach
+
+    def spy(trainer, *args):
+        original(trainer, *args)
+        order = trainer.hooks.order
+
+        def record(e, n, g):
+            indices = order(e, n, g)
+            scored.append((order.scores.clone(), indices))
+            return indices
+
+        trainer.hooks.order = record
+
+    recipe.attach = spy
+    try:
+        trick.run(trick.compile(in_tmp / "sp.trick"))
+    finally:
+        recipe.attach = original
+    assert len(scored) == 3
+    (first, first_order), (second, _), _ = scored
+    assert not torch.equal(first, second)  # rescored after an epoch of training
+    assert set(first_order.tolist()) == set(torch.argsort(first, stable=True)[: len(first_order)].tolist())

@@ -224,3 +224,23 @@ def test_trickc_run_reports_a_bad_override_at_the_override(tmp_path):
     result = subprocess.run([sys.executable, "-m", "trick", "run", str(TINY), "--set", "train.epochs=0"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert result.stderr.startswith("--set #1:1:16: error: epochs: 0 is out of range; expected an integer >= 1")
+
+
+def test_a_terminal_gets_a_progress_bar():
+    import io
+
+    from trick.runtime.run import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    progress = Progress(screen, epochs=3)
+    progress.start_epoch(1, 10)
+    for step in range(1, 11):
+        progress.step(step, 10, 0.5)
+    progress.end_epoch({"epoch": 1, "train.loss": 0.5, "seconds": 0.1})
+    text = screen.getvalue()
+    assert "epoch 1/3:" in text and "/10 [" in text  # tqdm's bar (it redraws at most every 0.1 s), then the line
+    assert text.rstrip().splitlines()[-1].startswith("epoch 1/3  train.loss 0.5000")
