@@ -40,8 +40,8 @@ class DropConnectLinear(nn.Linear):
         return super().extra_repr() + f", p={self.p}"
 
 
-class DropConnectConv1d(nn.Conv1d):
-    """nn.Conv1d with DropConnect on the kernel weights."""
+class _DropConnectConv:
+    """DropConnect on a convolution's kernel weights (mixed into nn.Conv1d / nn.Conv2d)."""
 
     def __init__(self, *args, p: float = 0.5, **kwargs):
         super().__init__(*args, **kwargs)
@@ -52,16 +52,12 @@ class DropConnectConv1d(nn.Conv1d):
         return self._conv_forward(x, weight, self.bias)
 
 
-class DropConnectConv2d(nn.Conv2d):
-    """nn.Conv2d with DropConnect on the kernel weights."""
+class DropConnectConv1d(_DropConnectConv, nn.Conv1d):
+    """nn.Conv1d with DropConnect on the kernel weights; same state_dict."""
 
-    def __init__(self, *args, p: float = 0.5, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.p = p
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = _drop_weights(self.weight, self.p) if self.training and self.p > 0 else self.weight
-        return self._conv_forward(x, weight, self.bias)
+class DropConnectConv2d(_DropConnectConv, nn.Conv2d):
+    """nn.Conv2d with DropConnect on the kernel weights; same state_dict."""
 
 
 class ScaledDropout(nn.Module):
