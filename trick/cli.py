@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Sequence
 
-from .dsl.diagnostics import Diagnostic, TrickError
+from .dsl.diagnostics import Diagnostic, TrickError, TrickUsageError
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -175,6 +175,9 @@ def cmd_run(args) -> int:
         from .runtime.run import execute, table
 
         result = execute(program, args.out, resume=args.resume, device=args.device, stream=None if args.quiet else sys.stderr)
+    except TrickUsageError as err:
+        print(f"trickc: {err.render()}", file=sys.stderr)
+        return EXIT_USAGE
     except TrickError as err:
         _print_diagnostics(err.diagnostics)
         return EXIT_ERRORS

@@ -118,6 +118,18 @@ class TrickError(Exception):
         return self.render()
 
 
+class TrickUsageError(TrickError):
+    """A problem with how trickc or trick.run was called, not with a spec: it has no position."""
+
+    def __init__(self, message: str):
+        self.message = message
+        self.diagnostics = []
+        Exception.__init__(self, message)
+
+    def render(self) -> str:
+        return f"error: {self.message}"
+
+
 class TrickSyntaxError(TrickError):
     """The text is not a well-formed .trick file (or cannot be read as one)."""
 

@@ -22,7 +22,7 @@ import torch
 
 from ..compiler import ir
 from ..compiler.build import build
-from ..dsl.diagnostics import Diagnostic, Span, TrickError
+from ..dsl.diagnostics import Diagnostic, TrickUsageError
 from . import checkpoint as ckpt
 from . import recipe
 from .augment import tta_enabled, tta_views
@@ -64,7 +64,7 @@ def run_folder(spec: str, out: str | Path | None, resume: bool, runs: Path = RUN
     numbers = sorted(int(p.name) for p in parent.glob("*") if p.is_dir() and p.name.isdigit()) if parent.is_dir() else []
     if resume:
         if not numbers:
-            raise TrickError(Diagnostic(Span.point(str(parent), 1, 1), f"there is no run of '{spec}' to resume in {parent}"))
+            raise TrickUsageError(f"there is no run of '{spec}' to resume in {parent}")
         return parent / str(numbers[-1])
     return parent / str((numbers[-1] + 1) if numbers else 1)
 
@@ -119,6 +119,7 @@ def execute(
     plan: ir.TrainingPlan = program.plan
     graph: ir.ModelGraph = program.graph
     folder = run_folder(plan.spec, out, resume, runs)
+    torch_device = resolve_device(device or plan.device)  # before anything is written
     last_path, best_path = folder / "last.pt", folder / "best.pt"
     summary_path, metrics_path, plan_path = folder / "summary.json", folder / "metrics.jsonl", folder / "plan.json"
     if resume and summary_path.is_file():
@@ -126,15 +127,14 @@ def execute(
         _say(stream, f"{folder} is already finished; nothing to resume")
         return RunResult(folder, summary, _read_history(metrics_path))
     if resume and plan_path.is_file() and _fingerprint(ir.from_json(ir.TrainingPlan, json.loads(plan_path.read_text()))) != _fingerprint(plan):
-        raise TrickError(Diagnostic(Span.point(str(plan_path), 1, 1), f"the spec has changed since {folder} started; start a new run instead of --resume"))
+        raise TrickUsageError(f"the spec has changed since {folder} started; start a new run instead of --resume")
     if not resume and folder.exists() and any(folder.iterdir()):
-        raise TrickError(Diagnostic(Span.point(str(folder), 1, 1), f"{folder} already holds a run; use --resume to continue it, or choose another --out"))
+        raise TrickUsageError(f"{folder} already holds a run; use --resume to continue it, or choose another --out")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "spec.trick").write_text(program.spec.program.text, encoding="utf-8")
     plan_path.write_text(program.plan_json(), encoding="utf-8")
 
     started = time.perf_counter()
-    torch_device = resolve_device(device or plan.device)
     # Imported runs first: training one reseeds torch, so this run seeds itself after.
     imported = {
         imp.alias: load_imported(imp, ensure_trained(imp, Path(runs), device, stream), torch_device)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..compiler import ir
-from ..dsl.diagnostics import Diagnostic, Span, TrickError
+from ..dsl.diagnostics import Diagnostic, TrickError, TrickUsageError
 from . import checkpoint as ckpt
 from .augment import Augmenter, tta_logits
 from .data import Splits
@@ -74,7 +74,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise TrickError(Diagnostic(Span.point("<command line>", 1, 1), "--device cuda was asked for, but torch sees no CUDA device"))
+        raise TrickUsageError("the device cuda was asked for (--device or the spec's `device`), but torch sees no CUDA device")
     return torch.device(name)
 
 
