@@ -244,3 +244,12 @@ def test_a_terminal_gets_a_progress_bar():
     text = screen.getvalue()
     assert "epoch 1/3:" in text and "/10 [" in text  # tqdm's bar (it redraws at most every 0.1 s), then the line
     assert text.rstrip().splitlines()[-1].startswith("epoch 1/3  train.loss 0.5000")
+
+
+def test_run_folder_problems_are_usage_errors(tmp_path):
+    args = [sys.executable, "-m", "trick", "run", str(TINY), "--set", "train.epochs=2", "--quiet"]
+    nothing = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert (nothing.returncode, nothing.stderr) == (2, f"trickc: error: there is no run of 'tiny' to resume in {Path('runs/tiny')}\n")
+    assert subprocess.run(args + ["--out", "r"], capture_output=True, timeout=300, cwd=tmp_path).returncode == 0
+    again = subprocess.run(args + ["--out", "r"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert (again.returncode, again.stderr) == (2, "trickc: error: r already holds a run; use --resume to continue it, or choose another --out\n")
