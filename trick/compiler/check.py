@@ -54,6 +54,7 @@ class ModelItem:
     bound: Bound
     label: str | None = None
     body: list["ModelItem"] | None = None
+    label_span: Span | None = None
 
 
 @dataclass
@@ -373,9 +374,9 @@ class _Checker:
                 if schema.name in R.MODEL and len(statement.chain) > 1:
                     self.error(clause.name_span, f"'{schema.name}' stands on a line of its own, not in a '->' chain")
                     continue
-                label = statement.label if position == len(statement.chain) - 1 else None
+                last = position == len(statement.chain) - 1
                 body = self.model_body(clause.body, top=False) if clause.body is not None and schema.body else None
-                items.append(ModelItem(bound, label, body))
+                items.append(ModelItem(bound, statement.label if last else None, body, statement.label_span if last else None))
         if top:
             self.check_model(items)
         return items
@@ -396,7 +397,7 @@ class _Checker:
                 if item.bound.name in ("input", "head") and inside is not None:
                     self.error(item.bound.clause.name_span, f"'{item.bound.name}' cannot go inside '{inside}'")
                 if item.label is not None:
-                    span = self.label_span(item)
+                    span = item.label_span or item.bound.clause.name_span
                     if item.label in labels:
                         self.error(span, f"duplicate label '{item.label}' (first at line {labels[item.label].line})")
                     elif inside == "repeat":
@@ -420,12 +421,6 @@ class _Checker:
                 if target in seen:
                     self.error(item.bound.span_of("target"), f"duplicate head '{target}' (first at line {seen[target].bound.span.line})")
                 seen.setdefault(target, item)
-
-    def label_span(self, item: ModelItem) -> Span:
-        for statement in _walk_lines(self.program.block("model").body or ()):
-            if statement.label == item.label and item.bound.clause in statement.chain:
-                return statement.label_span
-        return item.bound.clause.name_span
 
     # -- derived targets ---------------------------------------------------------------------------
 
@@ -591,15 +586,6 @@ def _describe_value(value: ast.Value) -> str:
     from .schema import show
 
     return f"'{show(value)}'"
-
-
-def _walk_lines(statements):
-    for statement in statements:
-        if isinstance(statement, ast.Line):
-            yield statement
-            for clause in statement.chain:
-                if clause.body:
-                    yield from _walk_lines(clause.body)
 
 
 def _clauses(block: ast.Clause):
