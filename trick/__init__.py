@@ -73,14 +73,15 @@ def compile(source: str | os.PathLike):  # noqa: A001 - the verb users know from
     return compile_source(source)
 
 
-def run(program, out: str | os.PathLike | None = None, *, resume: bool = False, device: str | None = None, quiet: bool = True):
+def run(program, out: str | os.PathLike | None = None, *, resume: bool = False, device: str | None = None, quiet: bool = True, tensorboard: bool = False):
     """Train a compiled program (or a spec's text or path) and return a RunResult:
     `.run_dir`, `.summary` (test metrics, best epoch, epochs run, wall time), `.history`
-    (metrics per epoch) and `.model` (the trained nn.Module)."""
+    (metrics per epoch) and `.model` (the trained nn.Module). The run folder also gets
+    the plots; `tensorboard=True` adds TensorBoard event files (needs the package)."""
     import sys
 
     from .runtime.run import execute
 
     if not hasattr(program, "plan"):
         program = compile(program)
-    return execute(program, out, resume=resume, device=device, stream=None if quiet else sys.stderr)
+    return execute(program, out, resume=resume, device=device, stream=None if quiet else sys.stderr, tensorboard=tensorboard)

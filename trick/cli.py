@@ -47,7 +47,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default: the spec's, else auto)")
     run.add_argument("--seed", type=int, metavar="N", help="same as --set train.seed=N")
     run.add_argument("--quiet", action="store_true", help="print nothing but errors and the final table")
+    run.add_argument("--nproc", type=_count, metavar="N", help="train data-parallel on N processes on this machine (torch.distributed; see docs/distributed.md)")
+    run.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files into the run folder (needs the tensorboard package)")
     run.set_defaults(func=cmd_run)
+
+    graph = verbs.add_parser("graph", help="draw the network (Graphviz)", description="Draw the network: layers with their output shapes, labels, residual edges, heads and distillation hints. Writes .svg or .png with Graphviz's dot when it is installed, DOT text otherwise (to the same name with .dot); without -o, prints the DOT text.")
+    graph.add_argument("spec", metavar="SPEC", help="a .trick file")
+    graph.add_argument("-o", "--output", metavar="NET.svg|.png|.dot", help="the picture to write")
+    graph.set_defaults(func=cmd_graph)
+
+    lsp = verbs.add_parser("lsp", help="run the language server (for editors)", description="Speak the Language Server Protocol on standard input and output: diagnostics, hover, completion and formatting of .trick files.")
+    lsp.set_defaults(func=cmd_lsp)
     return parser
 
 
@@ -59,6 +69,7 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what `--nproc` re-runs in each worker
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -169,21 +180,126 @@ def cmd_run(args) -> int:
     if missing is not None:
         return missing
     overrides = list(args.overrides) + ([f"train.seed={args.seed}"] if args.seed is not None else [])
+    from .runtime.launch import env_rank, env_world_size
+
+    workers = env_world_size()  # set when torchrun (or `--nproc`) started this process
+    rank = env_rank() if workers else 0
     try:
         program = compile_source(args.spec, overrides=overrides)
-        _print_diagnostics(program.warnings)
+        if args.nproc is not None and workers is not None and args.nproc != workers:
+            raise TrickUsageError(f"--nproc {args.nproc} asks for {args.nproc} processes, but this one was started as one of {workers} (WORLD_SIZE); leave --nproc out under torchrun")
+        if args.nproc is not None and args.nproc > 1 and workers is None:
+            from .runtime.launch import check_batch, launch, strip_nproc
+
+            check_batch(program, args.nproc)  # here, once, rather than in every worker
+            return launch(strip_nproc(args.argv), args.nproc)
+        if rank == 0:
+            _print_diagnostics(program.warnings)
         from .runtime.run import execute, table
 
-        result = execute(program, args.out, resume=args.resume, device=args.device, stream=None if args.quiet else sys.stderr)
+        result = execute(program, args.out, resume=args.resume, device=args.device, stream=None if args.quiet else sys.stderr, tensorboard=_tensorboard(args))
     except TrickUsageError as err:
-        print(f"trickc: {err.render()}", file=sys.stderr)
+        if rank == 0:  # every process of a distributed run meets the same error; rank 0 says it
+            print(f"trickc: {err.render()}", file=sys.stderr)
         return EXIT_USAGE
+    except TrickError as err:
+        if rank == 0:
+            _print_diagnostics(err.diagnostics)
+        return EXIT_ERRORS
+    except KeyboardInterrupt:
+        if rank == 0:
+            where = f" --out {args.out}" if args.out else ""
+            nproc = f" --nproc {workers}" if workers else ""
+            print(f"\ninterrupted; the last finished epoch is saved. Continue with: trickc run {args.spec}{where}{nproc} --resume", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if workers is None or not _lost_peer(err):
+            raise
+        print(f"trickc: error: worker {rank} of {workers} lost contact with the others ({_first_line(err)}); the run stops", file=sys.stderr)
+        return EXIT_ERRORS
+    if rank == 0:
+        print(table(result), end="")
+    return EXIT_OK
+
+
+def _count(text: str) -> int:
+    """`--nproc N`: a whole number >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of processes >= 1, found '{text}'")
+    return int(text)
+
+
+def _lost_peer(err: Exception) -> bool:
+    """Whether a worker's error comes from torch.distributed: a peer that died or hung."""
+    import torch.distributed as dist
+
+    return isinstance(err, (dist.DistError, getattr(dist, "DistBackendError", dist.DistError))) or "Connection closed by peer" in str(err) or "Connection reset by peer" in str(err)
+
+
+def _first_line(err: Exception) -> str:
+    """The gist of a collective's error: its first sentence, without the source position."""
+    import re
+
+    line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return re.sub(r"^\[[^\]]*\] ", "", line).split(". ")[0][:160]
+
+
+def _tensorboard(args) -> bool:
+    """Whether to write TensorBoard files; a missing package is said before training starts."""
+    import importlib.util
+
+    if args.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        from .runtime.report import TENSORBOARD_MISSING
+
+        if os.environ.get("RANK", "0") == "0":  # once, not by every process of a distributed run
+            print(f"trickc: {TENSORBOARD_MISSING} (training without it)", file=sys.stderr)
+        return False
+    return args.tensorboard
+
+
+def cmd_graph(args) -> int:
+    from .compiler.graph import FORMATS, render, to_dot
+    from .compiler.program import compile_source
+
+    missing = _missing([args.spec])
+    if missing is not None:
+        return missing
+    fmt = os.path.splitext(args.output)[1].lower().lstrip(".") if args.output else None
+    if fmt is not None and fmt not in FORMATS:
+        print(f"trickc: error: cannot write a graph as '{args.output}'; name a .svg, .png or .dot file", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        program = compile_source(args.spec)
     except TrickError as err:
         _print_diagnostics(err.diagnostics)
         return EXIT_ERRORS
-    except KeyboardInterrupt:
-        where = f" --out {args.out}" if args.out else ""
-        print(f"\ninterrupted; the last finished epoch is saved. Continue with: trickc run {args.spec}{where} --resume", file=sys.stderr)
-        return 130
-    print(table(result), end="")
+    _print_diagnostics(program.warnings)
+    text = to_dot(program)
+    if args.output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        written = render(text, args.output)
+    except OSError as err:
+        print(f"trickc: error: cannot write {args.output}: {err.strerror or err}", file=sys.stderr)
+        return EXIT_USAGE
+    except RuntimeError as err:
+        print(f"trickc: error: Graphviz's dot failed: {err}", file=sys.stderr)
+        return EXIT_ERRORS
+    if fmt == "dot":
+        print(f"wrote {written} (DOT text)")
+    elif written.suffix == ".dot":
+        print(f"wrote {written} (DOT text): Graphviz's dot is not installed, so there is no {args.output}. Install Graphviz (apt install graphviz, brew install graphviz) and run again, or render it elsewhere with: dot -T{fmt} {written} -o {args.output}")
+    else:
+        print(f"wrote {written} (drawn with Graphviz's dot)")
+    return EXIT_OK
+
+
+def cmd_lsp(args) -> int:
+    try:
+        from .lsp import serve
+    except ImportError as err:
+        print(f"trickc: error: the language server needs pygls ({err}); install it with: pip install 'pygls>=2,<3'", file=sys.stderr)
+        return EXIT_USAGE
+    serve()
     return EXIT_OK

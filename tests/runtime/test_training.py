@@ -72,7 +72,7 @@ def test_a_run_leaves_its_folder(tmp_path):
     result = trick.run(compile_tiny(), tmp_path / "run")
     folder = tmp_path / "run"
     assert result.run_dir == folder
-    assert {p.name for p in folder.iterdir()} == {"spec.trick", "plan.json", "metrics.jsonl", "last.pt", "best.pt", "summary.json"}
+    assert {p.name for p in folder.iterdir()} == {"spec.trick", "plan.json", "metrics.jsonl", "last.pt", "best.pt", "summary.json", "curves.png", "weights.png"}
     assert (folder / "spec.trick").read_text() == TINY.read_text()
     assert ir.from_json(ir.TrainingPlan, json.loads((folder / "plan.json").read_text())) == compile_tiny().plan
     lines = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]

@@ -554,6 +554,14 @@ class _Checker:
         if curriculum_block is not None and score is None and "score" not in self.program_clause_names("curriculum"):
             self.error(curriculum_block.name_span, "the curriculum block needs 'score loss of NAME', 'score self' or 'score column \"NAME\"'")
 
+        # report
+        plot = spec.clause("report", "plot")
+        inputs = [i for i in spec.model if i.bound.name == "input"]
+        shape = inputs[0].bound.values.get("shape") if inputs else None
+        if plot is not None and "decision_boundary" in plot.extra and isinstance(shape, list) and shape != [2]:
+            where = next((a.span for a in plot.clause.args if isinstance(a, ast.Ref) and a.name == "decision_boundary"), plot.clause.name_span)
+            self.error(where, f"decision_boundary needs points in the plane (input [2]); this model's input is [{', '.join(map(str, shape))}]")
+
         for alias, imp in aliases.items():
             if alias not in used and spec.imports.get(alias) is not None:
                 self.warning(imp.alias_span, f"'{alias}' is imported but never used")
@@ -644,10 +652,11 @@ class CheckResult:
         return self.spec
 
 
-def check_source(source, name: str | None = None, overrides: list[str] | None = None) -> CheckResult:
+def check_source(source, name: str | None = None, overrides: list[str] | None = None, origin=None) -> CheckResult:
     """Load `source` (a path or spec text) with its imports and check all of it, after
-    applying `--set`-style `overrides` to it."""
-    result = load(source, name)
+    applying `--set`-style `overrides` to it. Text may name the file `origin` it is the
+    (unsaved) content of, which its imports and data files are relative to."""
+    result = load(source, name, origin)
     lines = SourceLines()
     for display, program in result.programs.items():
         lines.add(display, program.text)

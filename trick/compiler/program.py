@@ -9,7 +9,8 @@ import json
 import os
 from dataclasses import dataclass
 
-from ..dsl.diagnostics import Diagnostic
+from ..dsl import ast
+from ..dsl.diagnostics import Diagnostic, SourceLines, Span, TrickError
 from . import ir
 from .check import CheckedSpec, check_source
 from .lower import lower_or_raise
@@ -57,6 +58,30 @@ class Program:
         from .codegen import generate
 
         return generate(self.graph, self.plan.spec_path and os.path.relpath(self.plan.spec_path))
+
+    def diagnostic_at(self, block: str, clause: str, param: str | None, message: str) -> Diagnostic:
+        """An error about a clause of this spec that only running it can find (a batch that does
+        not divide among the processes): at the clause's value, or at the block when the spec
+        leaves the clause to its default, with its source line (a `--set` one's too)."""
+        bound = self.spec.clause(block, clause)
+        program = self.spec.program
+        if bound is not None:
+            span = bound.span_of(param) if param else bound.span
+        else:
+            blocks = (i.chain[0] for i in program.items if isinstance(i, ast.Line) and len(i.chain) == 1 and i.chain[0].body is not None)
+            span = next((b.name_span for b in blocks if b.name == block), Span.point(program.file, 1, 1))
+        lines = SourceLines()
+        lines.add(program.file, program.text)
+        if self.overrides:
+            from .overrides import parse_setting
+
+            for index, setting in enumerate(self.overrides):
+                try:
+                    _, _, _, setting_clause, text = parse_setting(setting, index)
+                except TrickError:
+                    continue
+                lines.add(setting_clause.span.file, text)
+        return lines.attach(Diagnostic(span, message))
 
     def plan_json(self) -> str:
         return json.dumps(ir.to_json(self.plan), indent=2) + "\n"

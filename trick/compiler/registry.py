@@ -528,8 +528,13 @@ REPORT = Registry("report clause", "Extra outputs of a run.")
 REPORT.add(
     C(
         "plot",
-        "Plots written to the run folder.",
-        variadic=P("plots", Choice(("curves", "decision_boundary", "weights")), (), "curves (loss and accuracy per epoch), decision_boundary (2-D inputs), weights (histograms)"),
+        "Choose the plots written to the run folder: curves.png always, and these (default: weights, and decision_boundary when the input is [2]).",
+        variadic=P(
+            "plots",
+            Choice(("curves", "decision_boundary", "weights")),
+            (),
+            "curves (loss and accuracy per epoch, the best epoch marked), decision_boundary (the classes over the input plane; input [2] only), weights (a histogram per layer)",
+        ),
         example="plot decision_boundary weights curves",
     )
 )

@@ -39,8 +39,9 @@ def is_path(source) -> bool:
     return isinstance(source, str) and "\n" not in source and "{" not in source and source.strip().endswith(".trick")
 
 
-def load(source: str | os.PathLike, name: str | None = None) -> LoadResult:
-    """Parse `source` (a path or spec text) and, recursively, its imports."""
+def load(source: str | os.PathLike, name: str | None = None, origin: str | os.PathLike | None = None) -> LoadResult:
+    """Parse `source` (a path or spec text) and, recursively, its imports. Text may name
+    the `origin` file it belongs to (an editor's unsaved buffer): its imports are relative to that."""
     diagnostics: list[Diagnostic] = []
     programs: dict[str, ast.Program] = {}
     cache: dict[Path, Loaded | None] = {}
@@ -102,7 +103,8 @@ def load(source: str | os.PathLike, name: str | None = None) -> LoadResult:
         root = visit(program, path, (path,)) if program is not None else None
     else:
         program = parse_one(str(source), None, name or "<string>")
-        root = visit(program, None, ()) if program is not None else None
+        origin = Path(origin).resolve() if origin is not None else None
+        root = visit(program, origin, (origin,) if origin is not None else ()) if program is not None else None
     return LoadResult(root, diagnostics, programs)
 
 

@@ -66,7 +66,7 @@ def distillation_objective(teacher, plan: ir.TrainingPlan, normalizer):
     distill = plan.distill
 
     def batch_loss(trainer, x, targets):
-        logits = trainer.model(x)
+        logits = trainer.net(x)  # through DistributedDataParallel with several processes
         with torch.no_grad():
             soft = teacher.model(teacher.inputs(x, normalizer))
         head = trainer.heads[0]

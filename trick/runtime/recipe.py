@@ -98,5 +98,6 @@ def hint_stage(trainer, plan: ir.TrainingPlan, imported: dict, splits, folder: P
             print(f"hint epoch {record['epoch']}/{plan.distill.hint_epochs}  train.hint_loss {record['train.hint_loss']:.4f}", file=stream, flush=True)
 
     records = train_hints(trainer, imported[plan.distill.teacher], plan, splits.normalizer, show)
-    ckpt.save(path, {"format": ckpt.FORMAT, "model": trainer.model.state_dict(), "rng": {"torch": torch.get_rng_state(), "data": trainer.generator.get_state()}, "history": records})
+    if trainer.world.main:  # every process trained the same hints; rank 0 writes them
+        ckpt.save(path, {"format": ckpt.FORMAT, "model": trainer.model.state_dict(), "rng": {"torch": torch.get_rng_state(), "data": trainer.generator.get_state()}, "history": records})
     return records

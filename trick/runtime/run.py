@@ -7,6 +7,7 @@
         last.pt         everything needed to resume (written atomically after every epoch)
         best.pt         the weights of the best epoch so far
         summary.json    test metrics, best epoch, epochs run, wall time (when finished)
+        *.png           curves, weights, decision boundary; tensorboard/ with --tensorboard (report.py)
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from ..compiler import ir
 from ..compiler.build import build
 from ..dsl.diagnostics import Diagnostic, TrickUsageError
 from . import checkpoint as ckpt
-from . import recipe
+from . import distributed, launch, recipe
 from .augment import tta_enabled, tta_views
 from .data import load_splits
 from .imports import ensure_trained, load_imported
+from .report import write_reports
 from .trainer import Hooks, NonFiniteLoss, Trainer, TrickRuntimeError, prefixed, resolve_device
 
 RUNS = Path("runs")
@@ -111,6 +113,7 @@ def execute(
     stream: TextIO | None = sys.stderr,
     hooks: Hooks | None = None,
     runs: Path = RUNS,
+    tensorboard: bool = False,
 ) -> RunResult:
     """Train a compiled program, writing its run folder; return the results as data.
 
@@ -120,6 +123,11 @@ def execute(
     graph: ir.ModelGraph = program.graph
     folder = run_folder(plan.spec, out, resume, runs)
     torch_device = resolve_device(device or plan.device)  # before anything is written
+    world = distributed.join(torch_device)  # rank 0 of 1, or this process's place under torchrun / --nproc
+    torch_device = world.device
+    if not world.main:
+        stream = None  # rank 0 prints and writes the run folder; the others train
+    launch.check_batch(program, world.size)
     last_path, best_path = folder / "last.pt", folder / "best.pt"
     summary_path, metrics_path, plan_path = folder / "summary.json", folder / "metrics.jsonl", folder / "plan.json"
     if resume and summary_path.is_file():
@@ -130,9 +138,11 @@ def execute(
         raise TrickUsageError(f"the spec has changed since {folder} started; start a new run instead of --resume")
     if not resume and folder.exists() and any(folder.iterdir()):
         raise TrickUsageError(f"{folder} already holds a run; use --resume to continue it, or choose another --out")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "spec.trick").write_text(program.spec.program.text, encoding="utf-8")
-    plan_path.write_text(program.plan_json(), encoding="utf-8")
+    world.barrier()  # every process has looked at the folder before rank 0 writes into it
+    if world.main:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "spec.trick").write_text(program.spec.program.text, encoding="utf-8")
+        plan_path.write_text(program.plan_json(), encoding="utf-8")
 
     started = time.perf_counter()
     # Imported runs first: training one reseeds torch, so this run seeds itself after.
@@ -143,22 +153,27 @@ def execute(
     }
     torch.manual_seed(plan.seed)
     splits = load_splits(plan.data, plan.seed, graph.input, regression=tuple(h.target for h in graph.heads if h.loss == "mse"))
-    model = build(graph)
+    model = distributed.synchronize_batchnorm(build(graph), graph, world)
     if hooks is None:
         hooks = recipe.hooks(plan, graph, model, imported, splits)
-    trainer = Trainer(model, graph, plan, splits, torch_device, hooks)
+    trainer = Trainer(model, graph, plan, splits, torch_device, hooks, world)
     recipe.attach(trainer, plan, imported, splits)
     elapsed_before = 0.0
     hint_records: list[dict] = []
-    if resume and last_path.is_file():
+    resumed = world.agree(resume and last_path.is_file(), f"whether {last_path} exists")
+    if resumed:
         state = ckpt.load(last_path)
+        distributed.check_resume(state, world, last_path)
         trainer.restore(state)
         elapsed_before = float(state.get("wall_seconds", 0.0))
         hint_records = list(state.get("hint_history", []))
         _say(stream, f"resuming {folder} after epoch {trainer.epoch}")
     elif plan.distill is not None and plan.distill.hint_epochs > 0:
         hint_records = recipe.hint_stage(trainer, plan, imported, splits, folder, resume, stream)
-    metrics_path.write_text("".join(json.dumps(r) + "\n" for r in hint_records + trainer.history))
+    if not resumed:
+        world.split_rng(plan.seed)  # dropout masks differ between processes (rank 0 keeps the single-process stream)
+    if world.main:
+        metrics_path.write_text("".join(json.dumps(r) + "\n" for r in hint_records + trainer.history))
 
     progress = Progress(stream, plan.epochs)
     try:
@@ -174,16 +189,17 @@ def execute(
             record["seconds"] = round(time.perf_counter() - epoch_start, 3)
             trainer.epoch += 1
             trainer.history.append(record)
-            if trainer.improved(record):
+            if trainer.improved(record) and world.main:
                 ckpt.save(best_path, {"format": ckpt.FORMAT, "epoch": trainer.epoch, "model": model.state_dict(), "normalizer": splits.normalizer.state_dict()})
             if hooks is not None and hooks.after_epoch is not None:
                 hooks.after_epoch(trainer, trainer.epoch)
-            state = trainer.checkpoint()
+            state = trainer.checkpoint()  # in every process: it gathers their generators
             state["wall_seconds"] = elapsed_before + time.perf_counter() - started
             state["hint_history"] = hint_records
-            ckpt.save(last_path, state)
-            with open(metrics_path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
+            if world.main:
+                ckpt.save(last_path, state)
+                with open(metrics_path, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(record) + "\n")
             progress.end_epoch(record)
     except NonFiniteLoss as err:
         progress.close()
@@ -192,7 +208,8 @@ def execute(
             Diagnostic(plan.loss.span, f"the loss became {err.value} at epoch {err.epoch}, step {err.step}, and training stopped; {kept}. A smaller learning rate or clip_grad may help")
         ) from None
 
-    restore = plan.early_stop is not None and plan.early_stop.restore == "best" and best_path.is_file()
+    world.barrier()  # best.pt is written before any process reads it
+    restore = plan.early_stop is not None and plan.early_stop.restore == "best" and world.agree(best_path.is_file(), f"whether {best_path} exists")
     if restore:
         model.load_state_dict(ckpt.load(best_path)["model"])
     tta = tta_enabled(plan.evaluate)
@@ -215,7 +232,14 @@ def execute(
         "imports": {alias: str(run.run_dir) for alias, run in imported.items()},
         "wall_seconds": round(elapsed_before + time.perf_counter() - started, 2),
     }
+    if world.size > 1:
+        summary["processes"] = world.size
+    if not world.main:  # rank 0 writes the summary and the reports; the others return when it has
+        world.barrier()
+        return RunResult(folder, summary, list(trainer.history), model)
     summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_reports(folder, program, model, splits, trainer.history, summary, stream, tensorboard=tensorboard)  # curves.png, ...
+    world.barrier()
     return RunResult(folder, summary, list(trainer.history), model)
 
 

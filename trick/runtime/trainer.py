@@ -5,6 +5,10 @@ random draws from two generators that go into every checkpoint: `data` (order an
 augmentation) and torch's global one (initialization, dropout), so a resumed run continues
 exactly where the interrupted one stopped.
 
+With several processes (`distributed.World`), every one draws the same order and trains on
+its share of each global batch through DistributedDataParallel; the metrics are summed over
+them (docs/distributed.md).
+
 The objectives of other issues plug in through `Hooks`: the epoch's sample order
 (curriculum), the batch loss (adversarial training, distillation) and the parameter groups
 (transfer learning).
@@ -23,6 +27,7 @@ from ..dsl.diagnostics import Diagnostic, TrickError, TrickUsageError
 from . import checkpoint as ckpt
 from .augment import Augmenter, tta_logits
 from .data import Splits
+from .distributed import SINGLE, World
 from .objectives import Penalty, WeightNoise, loss_function
 from .optim import optimizer as make_optimizer
 from .optim import scheduler as make_scheduler
@@ -79,8 +84,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Trainer:
-    def __init__(self, model: nn.Module, graph: ir.ModelGraph, plan: ir.TrainingPlan, splits: Splits, device: torch.device, hooks: Hooks | None = None):
+    def __init__(self, model: nn.Module, graph: ir.ModelGraph, plan: ir.TrainingPlan, splits: Splits, device: torch.device, hooks: Hooks | None = None, world: World = SINGLE):
         self.model, self.graph, self.plan, self.splits, self.device = model.to(device), graph, plan, splits, device
+        self.world = world  # this process's rank among the processes of a data-parallel run
         self.hooks = hooks or Hooks()
         self.heads = heads_of(graph, plan)
         self.multi = bool(graph.heads)
@@ -92,6 +98,7 @@ class Trainer:
         self.weight_noise = WeightNoise(model, plan.weight_noise) if plan.weight_noise > 0 else None
         groups = self.hooks.param_groups(model) if self.hooks.param_groups else [{"params": [p for p in model.parameters() if p.requires_grad]}]
         self.optimizer = make_optimizer(plan.optimizer, groups)
+        self.net = world.wrap(self.model)  # what the training forward goes through: DistributedDataParallel with several processes
         n = len(self.x["train"])
         self.steps_per_epoch = max(1, len(self._batches(torch.arange(n))))
         self.scheduler = make_scheduler(plan.schedule, self.optimizer, plan.epochs, self.steps_per_epoch, plan.optimizer.args["lr"])
@@ -102,13 +109,20 @@ class Trainer:
     # -- batches and losses --------------------------------------------------------------------------------
 
     def _batches(self, order: torch.Tensor) -> list[torch.Tensor]:
+        """The global batches of an epoch. With N processes a trailing partial batch is cut to a
+        multiple of N (each process gets as many samples); one that leaves a process a single
+        sample is skipped, as is a trailing batch of one sample in a single process."""
         batches = list(order.split(self.plan.batch))
-        if len(batches) > 1 and len(batches[-1]) == 1:
+        size = self.world.size
+        if batches and len(batches[-1]) % size:
+            batches[-1] = batches[-1][: len(batches[-1]) - len(batches[-1]) % size]
+        if len(batches) > 1 and len(batches[-1]) < 2 * size:
             batches.pop()  # a batch of one sample has no batch statistics (batchnorm fails on it)
-        return batches
+        return [b for b in batches if len(b)]
 
     def outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = self.model(x)
+        # Training goes through DDP (which averages the gradients); evaluation is local.
+        out = (self.net if self.model.training else self.model)(x)
         return out if isinstance(out, dict) else {"label": out}
 
     def loss(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -131,9 +145,10 @@ class Trainer:
         for step, index in enumerate(self._batches(order)):
             index = index.to(self.device)
             x = self.x["train"][index]
-            targets = {t: y[index] for t, y in self.y["train"].items()}
-            if self.augment:
+            if self.augment:  # the whole global batch in every process: each sample's draws are those of one process
                 x = self.augment(x, self.generator)
+            index, x = self.world.shard(index), self.world.shard(x)
+            targets = {t: y[index] for t, y in self.y["train"].items()}
             if self.weight_noise is not None:
                 with self.weight_noise:
                     loss, outputs = self.step_backward(x, targets, step)
@@ -146,6 +161,8 @@ class Trainer:
             sums.add(outputs, targets, len(index))
             if progress is not None:
                 progress(step + 1, self.steps_per_epoch, sums.mean_loss())
+        self.world.broadcast_buffers(self.model)  # rank 0's running statistics of `batchnorm sync=false` everywhere
+        sums = sums.reduced(self.world)
         self.samples_seen = sums.n
         return sums.metrics(self.multi)
 
@@ -153,7 +170,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss, outputs = self.batch_loss(x, targets)
         total = loss + self.penalty() if self.penalty else loss
-        if not torch.isfinite(total):
+        if not self.world.all_finite(total.detach()):
             raise NonFiniteLoss(float(total.detach()), self.epoch + 1, step + 1)
         total.backward()
         return loss.detach(), {k: v.detach() for k, v in outputs.items()}
@@ -163,14 +180,17 @@ class Trainer:
         """Metrics of a split in eval mode; with `tta`, of the test-time augmented predictions
         (log of the averaged softmax, which every loss reads like logits)."""
         self.model.eval()
-        x = self.x[split]
+        x, y = self.x[split], self.y[split]
+        if self.world.size > 1:  # each process evaluates its part; the sums are added up
+            lo, hi = self.world.part(len(x))
+            x, y = x[lo:hi], {t: v[lo:hi] for t, v in y.items()}
         sums = _Sums(self.heads)
         for start in range(0, len(x), batch):
             xb = x[start : start + batch]
-            targets = {t: y[start : start + batch] for t, y in self.y[split].items()}
+            targets = {t: v[start : start + batch] for t, v in y.items()}
             outputs = tta_logits(self.outputs, xb, self.plan.evaluate, self.plan.augment) if tta else self.outputs(xb)
             sums.add(outputs, targets, len(xb))
-        return sums.metrics(self.multi)
+        return sums.reduced(self.world).metrics(self.multi)
 
     # -- early stopping ----------------------------------------------------------------------------------------
 
@@ -203,7 +223,9 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------------------------------
 
     def checkpoint(self) -> dict:
-        return {
+        """Everything a resumed run needs; with several processes also each one's torch
+        generators (every process calls this: it gathers them)."""
+        state = {
             "format": ckpt.FORMAT,
             "epoch": self.epoch,
             "model": self.model.state_dict(),
@@ -214,6 +236,11 @@ class Trainer:
             "history": list(self.history),
             "normalizer": self.splits.normalizer.state_dict(),
         }
+        if self.world.size > 1:
+            cuda = {"cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}
+            state["rng"]["ranks"] = self.world.gather({"torch": torch.get_rng_state(), **cuda})
+            state["world_size"] = self.world.size
+        return state
 
     def restore(self, data: dict) -> None:
         self.model.load_state_dict(data["model"])
@@ -223,6 +250,11 @@ class Trainer:
         self.generator.set_state(data["rng"]["data"])
         if "cuda" in data["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(data["rng"]["cuda"])
+        if self.world.size > 1 and "ranks" in data["rng"]:  # this process's own generators
+            mine = data["rng"]["ranks"][self.world.rank]
+            torch.set_rng_state(mine["torch"])
+            if "cuda" in mine and self.device.type == "cuda":
+                torch.cuda.set_rng_state(mine["cuda"], self.device)
         self.state = EpochState(**data["state"])
         self.history = list(data["history"])
         self.epoch = data["epoch"]
@@ -262,6 +294,18 @@ class _Sums:
 
     def mean_loss(self) -> float:
         return self.loss / max(self.n, 1)
+
+    def reduced(self, world: World) -> "_Sums":
+        """The sums over every process (this one alone in a single process)."""
+        if world.size == 1:
+            return self
+        targets, classified = list(self.head_loss), list(self.correct)
+        values = world.sum([self.n, self.loss, *(self.head_loss[t] for t in targets), *(self.correct[t] for t in classified)])
+        total = _Sums(self.heads)
+        total.n, total.loss = int(round(values[0])), values[1]
+        total.head_loss = dict(zip(targets, values[2 : 2 + len(targets)]))
+        total.correct = {t: int(round(v)) for t, v in zip(classified, values[2 + len(targets) :])}
+        return total
 
     def metrics(self, multi: bool) -> dict[str, float]:
         """`loss` and `accuracy`; with several heads also `<head>.loss` and `<head>.accuracy`."""

@@ -1,0 +1,490 @@
+"""The language server: `trickc lsp` speaks the Language Server Protocol on stdio (pygls).
+
+- diagnostics as the user types: exactly those of `trickc check` (the same checker, the same
+  messages), at 0-based lines and UTF-16 columns as the protocol counts them;
+- hover: the registry's documentation of the block, clause, layer, kind or option under the
+  cursor, with its usage and arguments (the text `docs/language.md` is generated from);
+- completion of block, clause, layer, kind and option names, and of the values an option
+  takes from a fixed set;
+- formatting: `trickc fmt`'s canonical layout, as one edit.
+
+The documents are checked as text, with their file's folder as the base of imports, so an
+unsaved buffer is checked as it stands. Hover and completion read the text around the cursor
+with a small scanner rather than the parser, since the text is usually incomplete while the
+user types.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlparse
+
+from .compiler import registry as R
+from .compiler.docs import _default, _usage  # the reference's own wording of usage and defaults
+from .compiler.schema import Bool, Choice, ClauseSchema, Either, Param, Registry
+from .dsl.diagnostics import Diagnostic, TrickError
+
+KEYWORDS = {
+    "spec": "`spec NAME` — the first line of a file: the spec's name.",
+    "import": '`import "path.trick" as NAME` — load another spec (relative to this file), for `transfer`, `distill` and `curriculum`.',
+}
+_WORD_CHARS = re.compile(r"[A-Za-z0-9_.]")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_NUM = r"[-+]?(?:\d+(?:\.(?!\.)\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_NUMBER = re.compile(f"{_NUM}(?:\\.\\.{_NUM})?")  # a number, or a range low..high
+
+
+# ---- reading the text around the cursor -------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """Where a position is: inside which bodies, and what the clause there has so far."""
+
+    bodies: list[str | None] = field(default_factory=list)  # the kinds of the enclosing { }, innermost last
+    words: list[str] = field(default_factory=list)  # the clause's name and positional values so far
+    options: list[str] = field(default_factory=list)  # the options it has given
+    option: str | None = None  # the option whose value comes next (`mode=|`)
+    after_arrow_of: ClauseSchema | None = None  # `hint a.b -> |`: a label, not a clause
+
+    def registries(self) -> tuple[Registry, ...]:
+        if not self.bodies:
+            return (R.BLOCKS,)
+        return R.BLOCK_CLAUSES.get(self.bodies[-1] or "", ())
+
+    def schema(self) -> ClauseSchema | None:
+        return lookup(self.words[0], self.bodies) if self.words else None
+
+
+def lookup(name: str, bodies: list[str | None]) -> ClauseSchema | None:
+    """The clause `name` means inside `bodies` (a block at the top level)."""
+    for registry in Context(bodies).registries():
+        if name in registry:
+            return registry.get(name)
+    return None
+
+
+def scan(text: str, end: int) -> Context:
+    """The context at offset `end` of `text`: brace nesting, and the current clause's words."""
+    ctx = Context()
+    saved: list[tuple[list[str], list[str]]] = []  # the clause around each open `{`
+    brackets = 0
+    i = 0
+    while i < end:
+        c = text[i]
+        if c == "#":
+            while i < end and text[i] != "\n":
+                i += 1
+            continue
+        if c == '"':
+            i += 1
+            while i < end and text[i] not in '"\n':
+                i += 2 if text[i] == "\\" else 1
+            i += 1
+            if brackets == 0:
+                _value(ctx, '""')
+            continue
+        if c == ";" or (c == "\n" and brackets == 0):
+            ctx.words, ctx.options, ctx.option, ctx.after_arrow_of = [], [], None, None
+        elif c == "{":
+            schema = ctx.schema()
+            kind = schema.body if schema is not None and schema.body else None
+            if not ctx.bodies and ctx.words and ctx.words[0] in R.BLOCKS:
+                kind = ctx.words[0]
+            saved.append((ctx.words, ctx.options))
+            ctx.bodies = ctx.bodies + [kind]
+            ctx.words, ctx.options, ctx.option, ctx.after_arrow_of = [], [], None, None
+        elif c == "}":
+            if ctx.bodies:
+                ctx.bodies = ctx.bodies[:-1]
+                ctx.words, ctx.options = saved.pop()  # `head x { ... } loss=mse`: the head goes on
+            ctx.option, ctx.after_arrow_of = None, None
+        elif text.startswith("->", i):
+            schema = ctx.schema()
+            ctx.after_arrow_of = schema if schema is not None and schema.chain else None
+            ctx.words, ctx.options, ctx.option = [], [], None
+            i += 2
+            continue
+        elif c == ":" and len(ctx.words) == 1 and not ctx.options:
+            ctx.words = []  # `label: conv ...`
+        elif c == "[":
+            if brackets == 0:
+                _value(ctx, "[]")
+            brackets += 1
+        elif c == "]":
+            brackets = max(brackets - 1, 0)
+        elif c == "=" and ctx.words and ctx.option is None and not text.startswith("==", i):
+            ctx.option = ctx.words.pop()
+            ctx.options.append(ctx.option)
+        elif not c.isspace():
+            token = _NUMBER.match(text, i, end) or _IDENT.match(text, i, end)
+            j = token.end() if token else i + 1
+            if token and brackets == 0:
+                _value(ctx, token.group())
+            i = j
+            continue
+        i += 1
+    return ctx
+
+
+def _value(ctx: Context, token: str) -> None:
+    if ctx.option is not None:
+        ctx.option = None  # the option's value
+    else:
+        ctx.words.append(token)
+
+
+# ---- what to say about a name ----------------------------------------------------------------------
+
+
+def _param_line(p: Param, positional_note: bool = True) -> str:
+    how = " (positional)" if p.positional and positional_note else ""
+    return f"- `{p.name}`{how}: {p.doc} — {p.type.describe()}, default {_default(p)}"
+
+
+def clause_markdown(schema: ClauseSchema, what: str, kind: ClauseSchema | None = None) -> str:
+    """A clause (or a kind of one) as the reference describes it: doc, usage, arguments."""
+    parts = [f"**{schema.name}** — {what}", "", schema.doc, "", f"`{_usage(schema)}`"]
+    params = list(schema.params)
+    if schema.variadic is not None:
+        params.append(schema.variadic)
+    if params:
+        parts += [""] + [_param_line(p) for p in params]
+    if schema.kind is not None:
+        kinds = ", ".join(f"`{k.name}`" for k in schema.kind)
+        parts += ["", f"{schema.kind.kind.capitalize()}s: {kinds}" + (f" (default `{schema.kind_default}`)" if schema.kind_default else "")]
+    if schema.body and schema.name in R.BLOCK_CLAUSES:
+        names = ", ".join(f"`{c.name}`" for registry in R.BLOCK_CLAUSES[schema.name] for c in registry)
+        parts += ["", f"Holds: {names}"]
+    if schema.example:
+        parts += ["", "```trick", schema.example, "```"]
+    return "\n".join(parts)
+
+
+def kind_markdown(clause: ClauseSchema, kind: ClauseSchema) -> str:
+    parts = [f"**{clause.name} {kind.name}** — {clause.kind.kind}", "", kind.doc, "", f"`{_usage(clause, kind)}`"]
+    params = list(clause.params) + list(kind.params)
+    if params:
+        parts += [""] + [_param_line(p) for p in params]
+    return "\n".join(parts)
+
+
+def param_markdown(clause: ClauseSchema, p: Param, kind: ClauseSchema | None = None) -> str:
+    owner = f"{clause.name} {kind.name}" if kind is not None else clause.name
+    given = "positional or named" if p.positional else "named"
+    return f"**{p.name}** — option of `{owner}` ({given})\n\n{p.doc}\n\nType: {p.type.describe()}. Default: {_default(p)}."
+
+
+def params_of(schema: ClauseSchema, words: list[str]) -> tuple[list[Param], ClauseSchema | None]:
+    """The clause's parameters, with those of the kind its words chose (`optimizer adamw`)."""
+    kind = None
+    if schema.kind is not None:
+        kind = schema.kind.get(words[1]) if len(words) > 1 else schema.kind.get(schema.kind_default or "")
+    return list(schema.params) + (list(kind.params) if kind is not None else []), kind
+
+
+def _word_at(line: str, character: int) -> tuple[int, int] | None:
+    start = character
+    while start > 0 and _WORD_CHARS.match(line[start - 1]):
+        start -= 1
+    stop = character
+    while stop < len(line) and _WORD_CHARS.match(line[stop]):
+        stop += 1
+    return (start, stop) if stop > start and _NAME.match(line[start:stop]) else None
+
+
+def hover_markdown(text: str, line: int, character: int) -> tuple[str, int, int] | None:
+    """The documentation of the name at (line, character) (0-based, in code points) and the
+    columns it spans, or None."""
+    lines = text.split("\n")
+    if line >= len(lines):
+        return None
+    found = _word_at(lines[line], character)
+    if found is None:
+        return None
+    start, stop = found
+    word = lines[line][start:stop]
+    offset = sum(len(l) + 1 for l in lines[:line]) + start
+    ctx = scan(text, offset)
+    rest = lines[line][stop:].lstrip()
+    markdown = None
+    if ctx.after_arrow_of is not None:
+        return None
+    if rest.startswith("=") and not rest.startswith("==") and ctx.words:  # an option's name
+        schema = ctx.schema()
+        if schema is not None:
+            params, kind = params_of(schema, ctx.words)
+            p = next((q for q in params if q.name == word), None)
+            markdown = param_markdown(schema, p, kind if p in (kind.params if kind else ()) else None) if p is not None else None
+    elif ctx.option is not None:  # an option's value: the option
+        schema = ctx.schema()
+        if schema is not None:
+            params, kind = params_of(schema, ctx.words)
+            p = next((q for q in params if q.name == ctx.option), None)
+            markdown = param_markdown(schema, p) if p is not None else None
+    elif not ctx.words:  # a clause, layer or block name
+        if not ctx.bodies and word in KEYWORDS:
+            markdown = KEYWORDS[word]
+        else:
+            for registry in ctx.registries():
+                if word in registry:
+                    markdown = clause_markdown(registry.get(word), registry.kind)
+                    break
+    else:
+        schema = ctx.schema()
+        if schema is not None and schema.kind is not None and len(ctx.words) == 1 and word in schema.kind:
+            markdown = kind_markdown(schema, schema.kind.get(word))
+        elif schema is not None:  # a positional value: its parameter
+            params, kind = params_of(schema, ctx.words)
+            positional = [p for p in params if p.positional]
+            index = len(ctx.words) - 1 - (1 if kind is not None and len(ctx.words) > 1 else 0)
+            p = positional[index] if index < len(positional) else schema.variadic
+            markdown = param_markdown(schema, p) if p is not None else None
+    return (markdown, start, stop) if markdown else None
+
+
+@dataclass
+class Completion:
+    label: str
+    kind: str  # block, clause, layer, kind, option, value, keyword
+    detail: str
+    documentation: str
+    insert: str | None = None
+
+
+def _choices(t) -> list[str]:
+    if isinstance(t, Choice):
+        return list(t.options)
+    if isinstance(t, Bool):
+        return ["true", "false"]
+    if isinstance(t, Either):
+        return [o for inner in t.types for o in _choices(inner)]
+    return []
+
+
+def completions(text: str, line: int, character: int) -> list[Completion]:
+    """What may be written at (line, character): names that fit where the cursor is."""
+    lines = text.split("\n")
+    if line >= len(lines):
+        return []
+    start = min(character, len(lines[line]))
+    while start > 0 and _WORD_CHARS.match(lines[line][start - 1]):
+        start -= 1
+    ctx = scan(text, sum(len(l) + 1 for l in lines[:line]) + start)
+    if ctx.after_arrow_of is not None:
+        return []
+    schema = ctx.schema()
+    if ctx.option is not None:
+        if schema is None:
+            return []
+        params, _ = params_of(schema, ctx.words)
+        p = next((q for q in params if q.name == ctx.option), None)
+        return [Completion(v, "value", f"{p.name} of {schema.name}", p.doc) for v in _choices(p.type)] if p is not None else []
+    if not ctx.words:
+        found = []
+        if not ctx.bodies:
+            found += [Completion(k, "keyword", "keyword", doc) for k, doc in KEYWORDS.items()]
+        for registry in ctx.registries():
+            what = "block" if registry is R.BLOCKS else "layer" if registry is R.LAYERS else "clause"
+            found += [Completion(c.name, what, registry.kind, clause_markdown(c, registry.kind)) for c in registry]
+        return found
+    if schema is None:
+        return []
+    found = []
+    if schema.kind is not None and len(ctx.words) == 1:
+        found += [Completion(k.name, "kind", f"{schema.name} {schema.kind.kind}", kind_markdown(schema, k)) for k in schema.kind]
+    params, kind = params_of(schema, ctx.words)
+    positional = [p for p in params if p.positional]
+    index = len(ctx.words) - 1 - (1 if kind is not None and len(ctx.words) > 1 else 0)
+    nxt = positional[index] if 0 <= index < len(positional) else schema.variadic
+    if nxt is not None and not (schema.kind is not None and len(ctx.words) == 1):
+        found += [Completion(v, "value", f"{nxt.name} of {schema.name}", nxt.doc) for v in _choices(nxt.type)]
+    given = set(ctx.options) | {p.name for p in positional[: max(index, 0)]}
+    found += [Completion(p.name, "option", f"option of {schema.name}", param_markdown(schema, p), insert=f"{p.name}=") for p in params if p.name not in given]
+    return found
+
+
+# ---- positions ----------------------------------------------------------------------------------------
+
+
+def utf16(text: str) -> int:
+    """The length of `text` in UTF-16 code units, as LSP counts columns."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def from_utf16(text: str, units: int) -> int:
+    """The code point index that is `units` UTF-16 code units into `text`."""
+    count = 0
+    for index, ch in enumerate(text):
+        if count >= units:
+            return index
+        count += 2 if ord(ch) > 0xFFFF else 1
+    return len(text)
+
+
+def lsp_range(lines: list[str], line: int, column: int, end_line: int, end_column: int) -> tuple[int, int, int, int]:
+    """A Span's 1-based (line, column, end_line, end_column) in code points as 0-based LSP
+    positions in UTF-16 units."""
+
+    def at(l: int, c: int) -> tuple[int, int]:
+        l = min(max(l - 1, 0), max(len(lines) - 1, 0))
+        text = lines[l] if lines else ""
+        return l, utf16(text[: max(c - 1, 0)])
+
+    a, b = at(line, column), at(end_line, end_column)
+    return (*a, *b)
+
+
+def path_of(uri: str) -> str | None:
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme == "file" else None
+
+
+def display_name(uri: str) -> str:
+    """The name diagnostics are reported under: the path as `trickc check` would show it."""
+    path = path_of(uri)
+    if path is None:
+        return uri
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if relative.startswith("..") else relative
+
+
+def check_document(text: str, uri: str) -> list[tuple[tuple[int, int, int, int], Diagnostic]]:
+    """`trickc check`'s diagnostics of an open document, each with its LSP range. An error in
+    an imported file is shown at the top of this one, with its own place in the message."""
+    from .compiler.check import check_source
+
+    name = display_name(uri)
+    lines = text.split("\n")
+    found = []
+    for d in check_source(text, name, origin=path_of(uri)).diagnostics:
+        if d.span.file == name:
+            found.append((lsp_range(lines, d.span.line, d.span.column, d.span.end_line, d.span.end_column), d))
+        else:
+            moved = Diagnostic(d.span, f"{d.span.file}:{d.span.line}:{d.span.column}: {d.message}", d.severity, d.suggestion)
+            found.append(((0, 0, 0, utf16(lines[0]) if lines else 0), moved))
+    return found
+
+
+def formatted(text: str, uri: str) -> str | None:
+    """The document in the canonical layout, or None when it does not parse."""
+    from .dsl.format import format_program
+    from .dsl.parser import parse_text
+
+    try:
+        return format_program(parse_text(text, display_name(uri)))
+    except TrickError:
+        return None
+
+
+# ---- the server ---------------------------------------------------------------------------------------
+
+
+def make_server():
+    from lsprotocol import types as T
+    from pygls.lsp.server import LanguageServer
+
+    from . import __version__
+
+    server = LanguageServer("trickc", __version__, text_document_sync_kind=T.TextDocumentSyncKind.Full)
+    kinds = {
+        "block": T.CompletionItemKind.Module,
+        "clause": T.CompletionItemKind.Keyword,
+        "layer": T.CompletionItemKind.Function,
+        "kind": T.CompletionItemKind.EnumMember,
+        "option": T.CompletionItemKind.Property,
+        "value": T.CompletionItemKind.Value,
+        "keyword": T.CompletionItemKind.Keyword,
+    }
+
+    def position(p: tuple[int, int]) -> T.Position:
+        return T.Position(line=p[0], character=p[1])
+
+    def publish(ls, uri: str) -> None:
+        document = ls.workspace.get_text_document(uri)
+        diagnostics = [
+            T.Diagnostic(
+                range=T.Range(start=position(r[:2]), end=position(r[2:])),
+                message=d.message,
+                severity=T.DiagnosticSeverity.Error if d.severity == "error" else T.DiagnosticSeverity.Warning,
+                source="trick",
+                data={"suggestion": d.suggestion} if d.suggestion else None,
+            )
+            for r, d in check_document(document.source, uri)
+        ]
+        ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=document.version))
+
+    @server.feature(T.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls, params: T.DidOpenTextDocumentParams) -> None:
+        publish(ls, params.text_document.uri)
+
+    @server.feature(T.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls, params: T.DidChangeTextDocumentParams) -> None:
+        publish(ls, params.text_document.uri)
+
+    @server.feature(T.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls, params: T.DidSaveTextDocumentParams) -> None:
+        publish(ls, params.text_document.uri)  # the files it imports may have changed
+
+    @server.feature(T.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls, params: T.DidCloseTextDocumentParams) -> None:
+        ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
+
+    def cursor(ls, params) -> tuple[str, int, int]:
+        document = ls.workspace.get_text_document(params.text_document.uri)
+        lines = document.source.split("\n")
+        line = params.position.line
+        character = from_utf16(lines[line], params.position.character) if line < len(lines) else 0
+        return document.source, line, character
+
+    @server.feature(T.TEXT_DOCUMENT_HOVER)
+    def hover(ls, params: T.HoverParams) -> T.Hover | None:
+        text, line, character = cursor(ls, params)
+        found = hover_markdown(text, line, character)
+        if found is None:
+            return None
+        markdown, start, stop = found
+        row = text.split("\n")[line]
+        span = T.Range(start=T.Position(line=line, character=utf16(row[:start])), end=T.Position(line=line, character=utf16(row[:stop])))
+        return T.Hover(contents=T.MarkupContent(kind=T.MarkupKind.Markdown, value=markdown), range=span)
+
+    @server.feature(T.TEXT_DOCUMENT_COMPLETION, T.CompletionOptions(trigger_characters=["=", ">", "{"]))
+    def completion(ls, params: T.CompletionParams) -> T.CompletionList:
+        text, line, character = cursor(ls, params)
+        items = [
+            T.CompletionItem(
+                label=c.label,
+                kind=kinds[c.kind],
+                detail=c.detail,
+                documentation=T.MarkupContent(kind=T.MarkupKind.Markdown, value=c.documentation),
+                insert_text=c.insert,
+            )
+            for c in completions(text, line, character)
+        ]
+        return T.CompletionList(is_incomplete=False, items=items)
+
+    @server.feature(T.TEXT_DOCUMENT_FORMATTING)
+    def formatting(ls, params: T.DocumentFormattingParams) -> list[T.TextEdit] | None:
+        document = ls.workspace.get_text_document(params.text_document.uri)
+        text = document.source
+        result = formatted(text, params.text_document.uri)
+        if result is None:
+            return None  # it does not parse; the diagnostics say why
+        if result == text:
+            return []
+        lines = text.split("\n")
+        end = T.Position(line=len(lines) - 1, character=utf16(lines[-1]))
+        return [T.TextEdit(range=T.Range(start=T.Position(line=0, character=0), end=end), new_text=result)]
+
+    return server
+
+
+def serve() -> None:
+    """Serve on standard input and output until the client says exit."""
+    make_server().start_io()
