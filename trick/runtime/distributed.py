@@ -22,6 +22,7 @@ of N under `torchrun --nproc-per-node N -m trick run SPEC` or `trickc run SPEC -
 from __future__ import annotations
 
 import atexit
+import math
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -75,7 +76,7 @@ class World:
 
     def all_finite(self, value: torch.Tensor) -> bool:
         """Whether the value is finite in every process (so that all of them stop together)."""
-        finite = bool(torch.isfinite(value))
+        finite = math.isfinite(value.item()) if value.numel() == 1 else bool(torch.isfinite(value).all())  # a float test for the usual scalar
         if self.size == 1:
             return finite
         flag = torch.tensor([1.0 if finite else 0.0], device=self._wire)

@@ -37,6 +37,29 @@ def lr_factor(plan: ir.Step, base_lr: float, epochs: int, progress: float) -> fl
     return 1.0
 
 
+class StepLambdaLR(torch.optim.lr_scheduler.LambdaLR):
+    """torch's LambdaLR with a lean `step()` for the call made after every optimizer step.
+
+    LambdaLR.step goes through warning checks, a context manager and helper calls that cost
+    about as much as a whole training step of a small network; after its first call this one
+    does only what they amount to (the same counters, the same learning rates, the same
+    state_dict). The first call and `step(epoch)` still go through torch's own."""
+
+    def step(self, epoch=None) -> None:
+        if epoch is not None or self._step_count <= 1:
+            return super().step(epoch)
+        self._step_count += 1
+        self.last_epoch += 1
+        groups = self.optimizer.param_groups
+        for group, fn, base in zip(groups, self.lr_lambdas, self.base_lrs, strict=True):
+            lr = base * fn(self.last_epoch)
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)
+            else:
+                group["lr"] = lr
+        self._last_lr = [group["lr"].clone() if isinstance(group["lr"], torch.Tensor) else group["lr"] for group in groups]
+
+
 def scheduler(plan: ir.Step, opt: torch.optim.Optimizer, epochs: int, steps_per_epoch: int, base_lr: float):
     """A per-step LambdaLR (its state, the step count, goes into checkpoints)."""
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(plan, base_lr, epochs, (step + 1) / steps_per_epoch))
+    return StepLambdaLR(opt, lambda step: lr_factor(plan, base_lr, epochs, (step + 1) / steps_per_epoch))

@@ -126,7 +126,11 @@ class Trainer:
         return out if isinstance(out, dict) else {"label": out}
 
     def loss(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
-        return sum(h.weight * h.loss(outputs[h.target], targets[h.target]) for h in self.heads)
+        return weighted_sum(self.heads, self.head_losses(outputs, targets))
+
+    def head_losses(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """Each head's (unweighted) loss, in the order of `heads`."""
+        return [h.loss(outputs[h.target], targets[h.target]) for h in self.heads]
 
     def batch_loss(self, x: torch.Tensor, targets: dict[str, torch.Tensor]):
         if self.hooks.batch_loss is not None:
@@ -151,14 +155,14 @@ class Trainer:
             targets = {t: y[index] for t, y in self.y["train"].items()}
             if self.weight_noise is not None:
                 with self.weight_noise:
-                    loss, outputs = self.step_backward(x, targets, step)
+                    loss, outputs, parts = self._step(x, targets, step)
             else:
-                loss, outputs = self.step_backward(x, targets, step)
+                loss, outputs, parts = self._step(x, targets, step)
             if self.plan.clip_grad is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.plan.clip_grad)
             self.optimizer.step()
             self.scheduler.step()
-            sums.add(outputs, targets, len(index))
+            sums.add(outputs, targets, len(index), parts)
             if progress is not None:
                 progress(step + 1, self.steps_per_epoch, sums.mean_loss())
         self.world.broadcast_buffers(self.model)  # rank 0's running statistics of `batchnorm sync=false` everywhere
@@ -167,13 +171,27 @@ class Trainer:
         return sums.metrics(self.multi)
 
     def step_backward(self, x, targets, step):
+        loss, outputs, _ = self._step(x, targets, step)
+        return loss, outputs
+
+    def _step(self, x, targets, step):
+        """One step's forward and backward: (loss, outputs, each head's loss or None), detached.
+
+        With the plain objective, the heads' losses come back for the epoch's metrics (which
+        would otherwise compute them again from the outputs: the same values)."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss, outputs = self.batch_loss(x, targets)
+        parts = None
+        if self.hooks.batch_loss is None:
+            outputs = self.outputs(x)
+            parts = self.head_losses(outputs, targets)
+            loss = weighted_sum(self.heads, parts)
+        else:
+            loss, outputs = self.hooks.batch_loss(self, x, targets)
         total = loss + self.penalty() if self.penalty else loss
         if not self.world.all_finite(total.detach()):
             raise NonFiniteLoss(float(total.detach()), self.epoch + 1, step + 1)
         total.backward()
-        return loss.detach(), {k: v.detach() for k, v in outputs.items()}
+        return loss.detach(), {k: v.detach() for k, v in outputs.items()}, (None if parts is None else [v.detach() for v in parts])
 
     @torch.no_grad()
     def evaluate(self, split: str, batch: int = 1024, tta: bool = False) -> dict[str, float]:
@@ -260,6 +278,16 @@ class Trainer:
         self.epoch = data["epoch"]
 
 
+def weighted_sum(heads: list[Head], losses: list[torch.Tensor]) -> torch.Tensor:
+    """Σ weight·loss over the heads; a weight of 1 and the leading zero of `sum` are left out
+    (the same value, two fewer operations on the autograd tape)."""
+    total = None
+    for h, value in zip(heads, losses):
+        term = value if h.weight == 1.0 else h.weight * value
+        total = term if total is None else total + term
+    return total
+
+
 def supervised(trainer: "Trainer", x: torch.Tensor, targets: dict[str, torch.Tensor]):
     """The plain objective: each head's loss on its target, weighted and summed."""
     outputs = trainer.outputs(x)
@@ -282,11 +310,13 @@ class _Sums:
         self.head_loss = {h.target: 0.0 for h in heads}
         self.correct = {h.target: 0 for h in heads if h.classify}
 
-    @torch.no_grad()
-    def add(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], n: int) -> None:
+    def add(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], n: int, losses: list[torch.Tensor] | None = None) -> None:
+        """`losses`: each head's loss on this batch when already computed (else computed here).
+        The outputs are detached (or come from a no_grad evaluation): no autograd here, and no
+        no_grad context to enter on every step."""
         self.n += n
-        for h in self.heads:
-            value = float(h.loss(outputs[h.target], targets[h.target]))
+        for i, h in enumerate(self.heads):
+            value = float(losses[i] if losses is not None else h.loss(outputs[h.target], targets[h.target]))
             self.head_loss[h.target] += value * n
             self.loss += h.weight * value * n
             if h.classify:
