@@ -148,18 +148,26 @@ def cmd_fmt(args) -> int:
     return status
 
 
-def cmd_compile(args) -> int:
+def _compile(spec: str):
+    """The compiled spec, or the exit code after printing why it could not be compiled."""
     from .compiler.program import compile_source
 
-    missing = _missing([args.spec])
+    missing = _missing([spec])
     if missing is not None:
         return missing
     try:
-        program = compile_source(args.spec)
+        program = compile_source(spec)
     except TrickError as err:
         _print_diagnostics(err.diagnostics)
         return EXIT_ERRORS
     _print_diagnostics(program.warnings)
+    return program
+
+
+def cmd_compile(args) -> int:
+    program = _compile(args.spec)
+    if isinstance(program, int):
+        return program
     print(program.summary(), end="")
     for path, text in ((args.output, program.source), (args.plan, program.plan_json)):
         if path:
@@ -259,21 +267,14 @@ def _tensorboard(args) -> bool:
 
 def cmd_graph(args) -> int:
     from .compiler.graph import FORMATS, render, to_dot
-    from .compiler.program import compile_source
 
-    missing = _missing([args.spec])
-    if missing is not None:
-        return missing
     fmt = os.path.splitext(args.output)[1].lower().lstrip(".") if args.output else None
     if fmt is not None and fmt not in FORMATS:
         print(f"trickc: error: cannot write a graph as '{args.output}'; name a .svg, .png or .dot file", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        program = compile_source(args.spec)
-    except TrickError as err:
-        _print_diagnostics(err.diagnostics)
-        return EXIT_ERRORS
-    _print_diagnostics(program.warnings)
+    program = _compile(args.spec)
+    if isinstance(program, int):
+        return program
     text = to_dot(program)
     if args.output is None:
         sys.stdout.write(text)

@@ -119,12 +119,11 @@ class SequenceLSTM(nn.LSTM):
         return out.transpose(1, 2)
 
 
-class LayerNormGRUCell(nn.Module):
-    """GRU cell with layer norm on the input and hidden projections (Ba et al. 2016):
-    r, z = σ(LN(W_i x)_{r,z} + LN(W_h h)_{r,z}); n = tanh(LN(W_i x)_n + r ⊙ LN(W_h h)_n);
-    h' = (1 - z) ⊙ n + z ⊙ h. The layer norms' β are the biases."""
+class _LayerNormCell(nn.Module):
+    """The weights of a layer-normalized recurrent cell: W_i, W_h and a layer norm on each
+    projection, initialized uniformly in ±1/√hidden as torch's own cells are."""
 
-    gates = 3
+    gates = 1
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
@@ -136,6 +135,14 @@ class LayerNormGRUCell(nn.Module):
         bound = 1.0 / math.sqrt(hidden_size)
         nn.init.uniform_(self.weight_ih, -bound, bound)
         nn.init.uniform_(self.weight_hh, -bound, bound)
+
+
+class LayerNormGRUCell(_LayerNormCell):
+    """GRU cell with layer norm on the input and hidden projections (Ba et al. 2016):
+    r, z = σ(LN(W_i x)_{r,z} + LN(W_h h)_{r,z}); n = tanh(LN(W_i x)_n + r ⊙ LN(W_h h)_n);
+    h' = (1 - z) ⊙ n + z ⊙ h. The layer norms' β are the biases."""
+
+    gates = 3
 
     def forward(self, x_proj: torch.Tensor, h: torch.Tensor, state=None):
         gi = self.norm_ih(x_proj)
@@ -149,23 +156,15 @@ class LayerNormGRUCell(nn.Module):
         return h, None
 
 
-class LayerNormLSTMCell(nn.Module):
+class LayerNormLSTMCell(_LayerNormCell):
     """LSTM cell with layer norm on the projections and on the cell state (Ba et al. 2016):
     i, f, g, o from LN(W_i x) + LN(W_h h); c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g); h' = σ(o) ⊙ tanh(LN(c'))."""
 
     gates = 4
 
     def __init__(self, input_size: int, hidden_size: int):
-        super().__init__()
-        self.hidden_size = hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(self.gates * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(self.gates * hidden_size, hidden_size))
-        self.norm_ih = nn.LayerNorm(self.gates * hidden_size)
-        self.norm_hh = nn.LayerNorm(self.gates * hidden_size)
+        super().__init__(input_size, hidden_size)
         self.norm_c = nn.LayerNorm(hidden_size)
-        bound = 1.0 / math.sqrt(hidden_size)
-        nn.init.uniform_(self.weight_ih, -bound, bound)
-        nn.init.uniform_(self.weight_hh, -bound, bound)
 
     def forward(self, x_proj: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
         gates = self.norm_ih(x_proj) + self.norm_hh(F.linear(h, self.weight_hh))
