@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -29,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import trick  # noqa: E402
 from trick.runtime.augment import LUMA, Augmenter  # noqa: E402
+from timing import median_seconds  # noqa: E402  (bench/ is the script's folder)
 
 BATCH, SIZE = 256, 32
 SPEC = f"""spec bench_augment
@@ -99,16 +98,6 @@ def per_sample_loop(steps, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.stack(out)
 
 
-def timed(fn, repeats: int) -> float:
-    """Median seconds of one call."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
@@ -120,8 +109,8 @@ def main() -> None:
     assert engine(x, g).shape == per_sample_loop(steps, x, g).shape == x.shape
     for _ in range(3):  # warm up
         engine(x, g)
-    fast = timed(lambda: engine(x, g), 30)
-    slow = timed(lambda: per_sample_loop(steps, x, g), 5)
+    fast = median_seconds(lambda: engine(x, g), 30)
+    slow = median_seconds(lambda: per_sample_loop(steps, x, g), 5)
     threads = torch.get_num_threads()
     print(f"pipeline: {', '.join(s.kind for s in steps)} on a batch of {BATCH} x 3x{SIZE}x{SIZE}, {threads} thread(s)")
     print(f"engine (batched, fused):   {fast * 1e3:8.2f} ms per batch")

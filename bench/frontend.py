@@ -20,8 +20,6 @@ Command lines (median over REPEATS fresh interpreters, interpreter start include
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import statistics
 import subprocess
 import sys
@@ -37,6 +35,7 @@ import trick  # noqa: E402
 from trick.compiler.check import check_source  # noqa: E402
 from trick.compiler.lower import lower_or_raise  # noqa: E402
 from trick.compiler.program import compile_source  # noqa: E402
+from timing import median_seconds  # noqa: E402  (bench/ is the script's folder)
 
 E1 = ROOT / "specs" / "mnist1d_cnn.trick"
 
@@ -58,16 +57,6 @@ def generated(lines: int = 2000) -> str:
     return "\n".join(head + body + tail) + "\n"
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def wall(cmd: list[str], repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -87,12 +76,12 @@ def main() -> None:
         specs = [ROOT / "specs" / f"{n}.trick" for n in ("mnist1d_cnn", "digits_mlp", "spiral_l1")] + [big]
         print(f"{'spec':22s} {'lines':>6s} {'parse ms':>9s} {'check ms':>9s} {'lower ms':>9s} {'compile ms':>11s}")
         for path in specs:
-            parse = median_time(lambda: trick.parse(path), args.repeats)
-            check = median_time(lambda: check_source(path), args.repeats)
+            parse = median_seconds(lambda: trick.parse(path), args.repeats, warmup=True)
+            check = median_seconds(lambda: check_source(path), args.repeats, warmup=True)
             checked = check_source(path)
             assert checked.ok, path
-            low = median_time(lambda: lower_or_raise(checked.spec), args.repeats)
-            comp = median_time(lambda: compile_source(path), args.repeats)
+            low = median_seconds(lambda: lower_or_raise(checked.spec), args.repeats, warmup=True)
+            comp = median_seconds(lambda: compile_source(path), args.repeats, warmup=True)
             lines = path.read_text().count("\n")
             print(f"{path.stem:22s} {lines:6d} {parse * 1e3:9.2f} {check * 1e3:9.2f} {low * 1e3:9.2f} {comp * 1e3:11.2f}")
 

@@ -15,7 +15,7 @@ from ..dsl import ast
 from ..dsl.diagnostics import Diagnostic, SourceLines, Span, TrickCheckError, did_you_mean
 from ..dsl.imports import Loaded, load
 from . import registry as R
-from .schema import REQUIRED, ClauseSchema, Invalid, Registry
+from .schema import ClauseSchema, Invalid, Registry
 
 METRIC_NAMES = ("loss", "accuracy")
 SPLITS = ("train", "val")

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from ..dsl import ast
 from ..dsl.diagnostics import Diagnostic, Span, TrickCheckError
 from . import ir
-from .check import Bound, CheckedSpec, ModelItem
+from .check import SOURCES_WITH_TEST_SPLIT, Bound, CheckedSpec, ModelItem
 
 Shape = tuple[int, ...]
 
@@ -34,7 +34,6 @@ SOURCE_CLASSES: dict[str, Callable[[dict], int]] = {
     "playground": lambda a: 2,
     "synthetic_images": lambda a: a["classes"],
 }
-SOURCES_WITH_TEST_SPLIT = ("mnist1d",)
 
 # Attribute names a submodule must not take (they would shadow nn.Module's own).
 RESERVED_NAMES = frozenset(

@@ -9,11 +9,8 @@ import math
 
 from ..dsl.diagnostics import Diagnostic
 from . import ir
+from .lower import _show, lower
 from .registry import NORM_LAYERS, WEIGHT_LAYERS
-
-
-def _show(shape) -> str:
-    return "[" + ", ".join(map(str, shape)) + "]"
 
 
 def _describe(layer: ir.Layer) -> str:
@@ -102,8 +99,6 @@ def check_distill(plan: ir.TrainingPlan, graph: ir.ModelGraph, teacher: ir.Model
 
 def cross_check(spec, plan: ir.TrainingPlan, graph: ir.ModelGraph) -> list[Diagnostic]:
     """Transfer and distillation checks against the imported specs' networks."""
-    from .lower import lower
-
     errors: list[Diagnostic] = []
     for alias, check in ((plan.transfer and plan.transfer.source, check_transfer), (plan.distill and plan.distill.teacher, check_distill)):
         other = spec.imports.get(alias) if alias else None

@@ -193,7 +193,7 @@ class Scale(Op):
 
     def check(self, channels, size):
         super().check(channels, size)
-        s, (low, high) = self.args["size"], self.args["short_side"]
+        s, low = self.args["size"], self.args["short_side"][0]
         if low < s:
             raise ValueError(f"scale {s}: the short side must be at least the crop size (it can be {low})")
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..compiler import ir
-from ..dsl.diagnostics import Diagnostic, TrickError, TrickUsageError
+from ..dsl.diagnostics import TrickError, TrickUsageError
 from . import checkpoint as ckpt
 from .augment import Augmenter, tta_logits
 from .data import Splits
