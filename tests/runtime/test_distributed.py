@@ -257,3 +257,35 @@ def test_a_dead_worker_stops_the_run_and_resume_finishes_it_as_torchrun_would(tm
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert json.loads((killed / "summary.json").read_text())["test"] == json.loads((tmp_path / "whole" / "summary.json").read_text())["test"]
+
+
+
+LIBRARY_WORKER = """
+import sys
+import torch.distributed as dist
+import trick
+
+spec, out, given = sys.argv[1], sys.argv[2], sys.argv[3] == "given"
+if given:
+    dist.init_process_group("gloo")
+trick.run(spec, out)
+assert dist.is_initialized() == given, "trick.run destroyed its caller's group" if given else "the group trick.run started outlived it"
+if given:
+    dist.destroy_process_group()
+print("done")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group", ["joined", "given"])
+def test_a_run_under_torchrun_leaves_the_process_group_as_it_found_it(tmp_path, group):
+    # A group that trick.run started is torn down before it returns (not in the interpreter's
+    # finalization, where gloo's threads can abort the process); one its caller started stays.
+    spec = write(tmp_path, "short", EQUAL.replace("epochs 3", "epochs 1"))
+    worker = tmp_path / "worker.py"
+    worker.write_text(LIBRARY_WORKER)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--master-port", str(free_port())]
+    result = subprocess.run(torchrun + [str(worker), str(spec), str(tmp_path / "out"), group], capture_output=True, text=True, env=ENV, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("done") == 2
+    assert (tmp_path / "out" / "summary.json").is_file()

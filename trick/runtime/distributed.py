@@ -22,6 +22,8 @@ of N under `torchrun --nproc-per-node N -m trick run SPEC` or `trickc run SPEC -
 from __future__ import annotations
 
 import atexit
+import faulthandler
+import gc
 import math
 import os
 from dataclasses import dataclass, field
@@ -45,6 +47,7 @@ class World:
     size: int = 1
     local_rank: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    joined: bool = False  # whether `join` initialized the process group (and `leave` destroys it)
 
     @property
     def main(self) -> bool:
@@ -163,13 +166,25 @@ def join(device: torch.device) -> World:
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     if not initialized:
+        faulthandler.enable()  # a worker that dies on a signal shows where each of its threads was
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=timeout_seconds()))
-        atexit.register(_leave)
-    return World(rank, size, local, device)
+        atexit.register(_leave)  # the backstop; `leave` is the way out
+    return World(rank, size, local, device, joined=not initialized)
+
+
+def leave(world: World) -> None:
+    """Destroy the process group that `join` initialized for `world` (one it found initialized
+    is its owner's). First the garbage that may still hold it (DistributedDataParallel is
+    cyclic) is collected: the group's worker threads must stop while the interpreter is whole.
+    Left to the interpreter's finalization, a gloo thread that frees a tensor there needs the
+    GIL and aborts the process ("terminate called without an active exception")."""
+    if world.joined:
+        gc.collect()
+        _leave()
 
 
 def _leave() -> None:
-    if dist.is_initialized():
+    if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 
@@ -290,4 +305,4 @@ def check_resume(state: dict, world: World, path) -> None:
         raise TrickUsageError(f"{path} was written by a run on {ran}, which cannot continue on {now}: resume it {how}")
 
 
-__all__ = ["SINGLE", "TIMEOUT_ENV", "CpuSyncBatchNorm", "World", "batchnorm_paths", "check_resume", "join", "synchronize_batchnorm"]
+__all__ = ["SINGLE", "TIMEOUT_ENV", "CpuSyncBatchNorm", "World", "batchnorm_paths", "check_resume", "join", "leave", "synchronize_batchnorm"]

@@ -120,10 +120,20 @@ def execute(
     Imported specs that the objectives need are trained first when they have no finished
     run (into `runs`)."""
     plan: ir.TrainingPlan = program.plan
-    graph: ir.ModelGraph = program.graph
     folder = run_folder(plan.spec, out, resume, runs)
     torch_device = resolve_device(device or plan.device)  # before anything is written
     world = distributed.join(torch_device)  # rank 0 of 1, or this process's place under torchrun / --nproc
+    try:
+        return _execute(program, folder, world, resume, device, stream, hooks, runs, tensorboard)
+    finally:
+        # Once _execute's frame (and the DistributedDataParallel in it) is gone: tear down the
+        # group this call joined while the interpreter is whole, not in its finalization.
+        distributed.leave(world)
+
+
+def _execute(program, folder: Path, world: distributed.World, resume: bool, device: str | None, stream: TextIO | None, hooks: Hooks | None, runs: Path, tensorboard: bool) -> RunResult:
+    plan: ir.TrainingPlan = program.plan
+    graph: ir.ModelGraph = program.graph
     torch_device = world.device
     if not world.main:
         stream = None  # rank 0 prints and writes the run folder; the others train
