@@ -228,3 +228,18 @@ def test_a_file_that_cannot_be_read(tmp_path):
         trick.parse(tmp_path / "missing.trick")
     assert info.value.diagnostic.message.startswith("cannot read the file: ")
     assert info.value.diagnostic.line == 1
+
+
+def test_errors_survive_pickling_for_worker_processes():
+    # multiprocessing sends a worker's exception to its parent pickled.
+    import pickle
+
+    from trick.dsl.diagnostics import TrickUsageError
+    from trick.runtime.trainer import TrickRuntimeError
+
+    with pytest.raises(TrickError) as caught:
+        parse_text("spec s\nmodel {\n  input [2\n}\n", "bad.trick")
+    for error in (caught.value, TrickUsageError("no such run"), TrickRuntimeError(caught.value.diagnostics)):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error)
+        assert copy.diagnostics == error.diagnostics

@@ -107,6 +107,11 @@ class TrickError(Exception):
         )
         super().__init__(self.render())
 
+    def __reduce__(self):
+        # Pickled as its diagnostics (Exception's default would call __init__ with the text),
+        # so that an error raised in a worker process reaches its parent whole.
+        return type(self), (self.diagnostics,)
+
     @property
     def diagnostic(self) -> Diagnostic:
         return self.diagnostics[0]
@@ -125,6 +130,9 @@ class TrickUsageError(TrickError):
         self.message = message
         self.diagnostics = []
         Exception.__init__(self, message)
+
+    def __reduce__(self):
+        return type(self), (self.message,)
 
     def render(self) -> str:
         return f"error: {self.message}"
