@@ -97,11 +97,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--spec", action="append", choices=sorted(SPECS), help="only these specs (default: all)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), medians over {args.repeats} repeats")
     worst = 0.0
     for name, epochs in SPECS.items():
+        if args.spec and name not in args.spec:
+            continue
         program = trick.compile(HERE.parent / "specs" / f"{name}.trick")
         torch.manual_seed(program.plan.seed)
         splits = load_splits(program.plan.data, program.plan.seed, program.graph.input)

@@ -219,6 +219,7 @@ def build(graph: ir.ModelGraph):
                 self.add_module(layer.name, instantiate(constructor(layer)))
                 self._trunk.append((layer.name, layer.op == "residual"))
             self._labels = {layer.label: layer.name for layer in graph.layers if layer.label}
+            self._chain = () if graph.heads or any(residual for _, residual in self._trunk) else tuple(name for name, _ in self._trunk)
             if graph.heads:
                 self.heads = nn.ModuleDict(
                     {
@@ -228,6 +229,11 @@ def build(graph: ir.ModelGraph):
                 )
 
         def forward(self, x):
+            if self._chain:  # no residual lines, no heads: the trunk's modules one after another
+                modules = self._modules
+                for name in self._chain:
+                    x = modules[name](x)
+                return x
             for name, residual in self._trunk:
                 x = x + self._modules[name](x) if residual else self._modules[name](x)
             if graph.heads:

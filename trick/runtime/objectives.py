@@ -42,6 +42,8 @@ def mse(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def loss_function(kind: str, smoothing: float = 0.0):
     if kind == "mse":
         return mse
+    if smoothing == 0.0:
+        return F.cross_entropy  # what cross_entropy() calls then, without the two calls around it
     return lambda logits, labels: cross_entropy(logits, labels, smoothing)
 
 

@@ -45,11 +45,15 @@ class StepLambdaLR(torch.optim.lr_scheduler.LambdaLR):
     does only what they amount to (the same counters, the same learning rates, the same
     state_dict). The first call and `step(epoch)` still go through torch's own."""
 
+    constant = False  # every factor is 1 (no schedule, no warm-up): the learning rates never change
+
     def step(self, epoch=None) -> None:
         if epoch is not None or self._step_count <= 1:
             return super().step(epoch)
         self._step_count += 1
         self.last_epoch += 1
+        if self.constant:  # base · 1 is what every group already has
+            return
         groups = self.optimizer.param_groups
         for group, fn, base in zip(groups, self.lr_lambdas, self.base_lrs, strict=True):
             lr = base * fn(self.last_epoch)
@@ -62,4 +66,11 @@ class StepLambdaLR(torch.optim.lr_scheduler.LambdaLR):
 
 def scheduler(plan: ir.Step, opt: torch.optim.Optimizer, epochs: int, steps_per_epoch: int, base_lr: float):
     """A per-step LambdaLR (its state, the step count, goes into checkpoints)."""
-    return StepLambdaLR(opt, lambda step: lr_factor(plan, base_lr, epochs, (step + 1) / steps_per_epoch))
+    constant = plan.kind not in ("step", "cosine") and not plan.args.get("warmup", 0)
+    return (_ConstantLR if constant else StepLambdaLR)(opt, lambda step: lr_factor(plan, base_lr, epochs, (step + 1) / steps_per_epoch))
+
+
+class _ConstantLR(StepLambdaLR):
+    """A StepLambdaLR whose factor is always 1 (a class attribute, so the state_dict stays torch's)."""
+
+    constant = True
