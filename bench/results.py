@@ -64,6 +64,14 @@ RECIPES = (
     ("E5", "mnist1d_fitnet", "FitNets: a deeper, thinner student (10 conv layers of 16 channels, BatchNorm) hinted by E1, then distilled from it (T=4)"),
     ("E7", "mnist1d_curriculum", "curriculum by E1's loss; FGSM adversarial examples; BatchNorm; SGD with momentum"),
 )
+# E3 with torch's GRU cell instead of the layer-normalized one (the only change): the control
+# for what E3's layer norm does to a one-feature input. Generated next to the other specs.
+E3_PLAIN = ("E3 without `norm=layer`", "mnist1d_gru_plain", "E3 with one change, `gru 64` (torch's nn.GRU) for `gru 64 norm=layer`")
+
+
+def e3_plain_spec(folder: Path) -> Path:
+    text = edited((SPECS / "mnist1d_gru.trick").read_text(), [("gru 64 norm=layer", "gru 64")], E3_PLAIN[1])
+    return write_spec(folder, E3_PLAIN[1], text)
 
 # The ablation's base networks: no trick at all. `guided:` and `hidden:` only name a layer
 # (for the FitNets rows); the teachers are written next to them.
@@ -424,7 +432,7 @@ def recipe_table(results: dict[str, dict], best_baseline: tuple[str, float] | No
     against = f"vs {best_baseline[0]} ({best_baseline[1]:.1f})" if best_baseline else "vs the best baseline"
     rows = [f"| recipe | spec | mean ± std | per seed | {against} | beats every baseline | tricks |", "|---|---|---|---|---|---|---|"]
     means = {}
-    for label, spec, tricks in RECIPES:
+    for label, spec, tricks in (*RECIPES, E3_PLAIN):
         values = accuracies(results, f"recipes/{spec}")
         if not values:
             continue
@@ -432,7 +440,8 @@ def recipe_table(results: dict[str, dict], best_baseline: tuple[str, float] | No
         means[spec] = mean
         margin = f"{mean - best_baseline[1]:+.1f} points" if best_baseline else "—"
         beats = "yes" if best_baseline and mean > best_baseline[1] else "no"
-        rows.append(f"| {label} | `specs/{spec}.trick` | {mean_std(values)} | {' / '.join(f'{v:.1f}' for v in values)} | {margin} | {beats} | {tricks} |")
+        where = "bench/out/results/specs" if spec == E3_PLAIN[1] else "specs"
+        rows.append(f"| {label} | `{where}/{spec}.trick` | {mean_std(values)} | {' / '.join(f'{v:.1f}' for v in values)} | {margin} | {beats} | {tricks} |")
     return "\n".join(rows), means
 
 
@@ -628,6 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs += [Job(f"baselines/{spec}/seed{s}", SPECS / f"{spec}.trick", s) for _, spec, _, _ in BASELINES for s in args.seeds]
     if "recipes" in parts:
         jobs += [Job(f"recipes/{spec}/seed{s}", SPECS / f"{spec}.trick", s) for _, spec, _ in RECIPES for s in args.seeds]
+        jobs += [Job(f"recipes/{E3_PLAIN[1]}/seed{s}", e3_plain_spec(generated), s) for s in args.seeds]
     if "ablation" in parts:
         for dataset, rows in ablation_specs(generated).items():
             jobs += [Job(f"ablation/{dataset}/{slug(row)}/seed{s}", spec, s) for row, spec in rows.items() for s in args.seeds]
@@ -692,8 +702,8 @@ def main(argv: list[str] | None = None) -> int:
             "with tricks meant to win; E7 shows curriculum learning and FGSM with a one-layer CNN and SGD. E3 reads the last step of a "
             "layer-normalized GRU, and with one input feature per step that layer norm is the reason it fails: the cell normalizes "
             "its input projection W_i·x_t on its own (Ba et al.'s separate normalization), and a projection of one number is x_t times a "
-            "fixed vector, so LN(W_i·x_t) = sign(x_t)·LN(W_i) — the GRU sees only the signs of the series. (The ablation below "
-            "measures each trick on its own.)\n\n" + table + "\n"
+            "fixed vector, so LN(W_i·x_t) = sign(x_t)·LN(W_i) — the GRU sees only the signs of the series. The last row is the control: "
+            "E3 with torch's GRU cell and nothing else changed. (The ablation below measures each trick on its own.)\n\n" + table + "\n"
         )
     if "ablation" in parts:
         sections = []
