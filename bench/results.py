@@ -408,7 +408,7 @@ def mean_std(values: list[float], digits: int = 1) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def baseline_table(results: dict[str, dict], seeds: list[int]) -> tuple[str, dict[str, float]]:
+def baseline_table(results: dict[str, dict]) -> tuple[str, dict[str, float]]:
     rows = [
         "| model | spec | command (per seed) | paper README | notebook | trick, mean ± std | per seed | vs notebook |",
         "|---|---|---|---|---|---|---|---|",
@@ -680,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     best_mnist1d: list[tuple[float, str]] = []
     best_baseline = None
     if "baselines" in parts:
-        table, means = baseline_table(results, args.seeds)
+        table, means = baseline_table(results)
         best_mnist1d += [(m, f"baseline {s}") for s, m in means.items()]
         if means:
             spec = max(means, key=means.get)
