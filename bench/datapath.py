@@ -12,19 +12,18 @@ median over REPEATS of the time per epoch, both sides in alternating order, one 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 import trick  # noqa: E402
 from trick.runtime.data import load_splits  # noqa: E402
+from timing import alternating_medians  # noqa: E402  (bench/ is the script's folder)
 
 SPECS = ("mnist1d_cnn", "digits_mlp", "spiral_l1")
 
@@ -54,14 +53,8 @@ def main() -> None:
             for xb, yb in loader:
                 pass
 
-        ours, theirs = [], []
         in_memory(), dataloader()
-        for rep in range(args.repeats):
-            for fn, out in ((in_memory, ours), (dataloader, theirs)) if rep % 2 else ((dataloader, theirs), (in_memory, ours)):
-                start = time.perf_counter()
-                fn()
-                out.append(time.perf_counter() - start)
-        o, d = statistics.median(ours), statistics.median(theirs)
+        o, d = alternating_medians(in_memory, dataloader, args.repeats)
         worst = min(worst, d / o)
         print(f"{name:12s}  {len(x):5d} samples, batch {batch:3d}  in-memory {o * 1e3:7.2f} ms/epoch  DataLoader {d * 1e3:7.2f} ms/epoch  speedup {d / o:.1f}x")
     print(f"data path speedup: {worst:.1f}x")

@@ -12,9 +12,7 @@ alternating order. Torch runs on one thread (--threads).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -25,6 +23,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 import handwritten  # noqa: E402
 import trick  # noqa: E402
+from timing import alternating_medians  # noqa: E402  (bench/ is the script's folder)
 
 SPECS = {"mnist1d_cnn": (64, 200), "digits_mlp": (32, 600), "spiral_l1": (32, 2000)}  # batch, steps per timing
 
@@ -52,13 +51,7 @@ def main() -> None:
                 m.zero_grad(set_to_none=True)
 
         run(compiled), run(hand)  # warm-up
-        ours, theirs = [], []
-        for rep in range(args.repeats):
-            for m, out in ((compiled, ours), (hand, theirs)) if rep % 2 else ((hand, theirs), (compiled, ours)):
-                start = time.perf_counter()
-                run(m)
-                out.append((time.perf_counter() - start) / steps)
-        o, h = statistics.median(ours), statistics.median(theirs)
+        o, h = (t / steps for t in alternating_medians(lambda: run(compiled), lambda: run(hand), args.repeats))
         worst = max(worst, o / h)
         print(f"{name:12s}  batch {batch:3d}  compiled {o * 1e6:8.1f} us/step  hand-written {h * 1e6:8.1f} us/step  ratio {o / h:.3f}")
     print(f"forward+backward ratio: {worst:.2f}")

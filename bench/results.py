@@ -27,7 +27,7 @@ import shutil
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -364,8 +364,6 @@ def run_all(jobs: list[Job], out: Path, processes: int, extra: tuple[str, ...]) 
 
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init) as pool:
         futures = {pool.submit(train, job, out, extra): job for job in jobs}
-        from concurrent.futures import as_completed
-
         for i, future in enumerate(as_completed(futures), 1):
             result = future.result()
             results[result["key"]] = result
@@ -542,8 +540,6 @@ def plot_groupnorm(found: dict[str, dict[int, list[float]]], path: Path) -> None
 
 def _spiral_model(result: dict, spec: Path):
     """The trained model of a spiral run (the weights its test used) and its data."""
-    import torch
-
     from trick.compiler.program import compile_source
     from trick.runtime import checkpoint as ckpt
     from trick.runtime.data import load_splits
@@ -554,13 +550,14 @@ def _spiral_model(result: dict, spec: Path):
     model.load_state_dict(ckpt.load(folder / ("best.pt" if result["summary"]["weights"] == "best" else "last.pt"))["model"])
     model.eval()
     splits = load_splits(program.plan.data, program.plan.seed, program.graph.input)
-    return program, model, splits, torch
+    return program, model, splits
 
 
 def plot_spirals(results: dict[str, dict], specs: dict[str, Path], boundary_path: Path, weights_path: Path) -> dict[str, dict]:
     """The decision boundaries without and with regularization, and the histogram of the
     weights under L1 next to L2; the share of near-zero weights of each."""
     import numpy as np
+    import torch
 
     from trick.runtime.report import layer_weights
 
@@ -571,7 +568,7 @@ def plot_spirals(results: dict[str, dict], specs: dict[str, Path], boundary_path
     weights = {}
     for axes, label in zip(panels[0], shown):
         result = results[f"plots/{slug(label)}/seed0"]
-        program, model, splits, torch = _spiral_model(result, specs[label])
+        program, model, splits = _spiral_model(result, specs[label])
         x, y = splits.x_train, splits.y_train  # the spiral is not normalized: these are the plane's coordinates
         lo, hi = x.min(0).values - 0.3, x.max(0).values + 0.3
         gx, gy = torch.meshgrid(torch.linspace(float(lo[0]), float(hi[0]), 300), torch.linspace(float(lo[1]), float(hi[1]), 300), indexing="xy")
@@ -610,10 +607,6 @@ def plot_spirals(results: dict[str, dict], specs: dict[str, Path], boundary_path
 
 
 # ---- the document ----------------------------------------------------------------------------------------------
-
-
-def write_document(path: Path, parts: dict[str, str]) -> None:
-    path.write_text("\n".join(parts[k] for k in parts if parts[k]) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -763,7 +756,7 @@ def main(argv: list[str] | None = None) -> int:
     headline = max(best_mnist1d) if best_mnist1d else None
     if headline:
         doc["headline"] = f"## Headline\n\nThe best MNIST-1D row: {headline[1]}, {headline[0]:.1f}% mean test accuracy over seeds {', '.join(map(str, args.seeds))}.\n"
-    write_document(args.docs / "results.md", doc)
+    (args.docs / "results.md").write_text("\n".join(part for part in doc.values() if part) + "\n")
     print(f"wrote {args.docs / 'results.md'} ({elapsed / 60:.1f} minutes)")
     if headline:
         print(f"best mnist1d test accuracy: {headline[0] / 100:.3f}")
