@@ -26,7 +26,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import trick  # noqa: E402
-from trick.runtime.augment import LUMA, Augmenter  # noqa: E402
+from trick.runtime.augment import Augmenter  # noqa: E402
+from trick.runtime.augment_ops import LUMA  # noqa: E402
 from timing import median_seconds  # noqa: E402  (bench/ is the script's folder)
 
 BATCH, SIZE = 256, 32

@@ -5,7 +5,7 @@ In-process stages (median over REPEATS, after one warm-up call):
   parse   `trick.parse(path)`: read the file and build the AST
   check   `check_source(path)`: parse, imports, every check and the shape inference, i.e.
           all of `trickc check`'s work
-  lower   `lower_or_raise(checked)`: lowering the checked spec to the ModelGraph and
+  lower   `lower(checked.spec)`: lowering the checked spec to the ModelGraph and
           TrainingPlan (what `compile_source` adds after the check)
   compile `compile_source(path)`: `trick.compile`, all of the above
 Command lines (median over REPEATS fresh interpreters, interpreter start included; run as
@@ -32,9 +32,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 import trick  # noqa: E402
-from trick.compiler.check import check_source  # noqa: E402
-from trick.compiler.lower import lower_or_raise  # noqa: E402
-from trick.compiler.program import compile_source  # noqa: E402
+from trick.compiler.pipeline import check_source  # noqa: E402
+from trick.compiler.lower import lower  # noqa: E402
+from trick.compiler.pipeline import compile_source  # noqa: E402
 from timing import median_seconds  # noqa: E402  (bench/ is the script's folder)
 
 E1 = ROOT / "specs" / "mnist1d_cnn.trick"
@@ -80,7 +80,7 @@ def main() -> None:
             check = median_seconds(lambda: check_source(path), args.repeats, warmup=True)
             checked = check_source(path)
             assert checked.ok, path
-            low = median_seconds(lambda: lower_or_raise(checked.spec), args.repeats, warmup=True)
+            low = median_seconds(lambda: lower(checked.spec), args.repeats, warmup=True)
             comp = median_seconds(lambda: compile_source(path), args.repeats, warmup=True)
             lines = path.read_text().count("\n")
             print(f"{path.stem:22s} {lines:6d} {parse * 1e3:9.2f} {check * 1e3:9.2f} {low * 1e3:9.2f} {comp * 1e3:11.2f}")

@@ -317,8 +317,8 @@ def _worker_init() -> None:
 
 def train(job: Job, out: Path, extra: tuple[str, ...]) -> dict:
     """Run (or reuse, or resume) one job; its results as plain data."""
-    from trick.compiler.program import compile_source
-    from trick.runtime.run import execute
+    from trick.compiler.pipeline import compile_source
+    from trick.driver import train as execute
 
     program = compile_source(job.spec, overrides=[f"train.seed={job.seed}", *job.overrides, *extra])
     folder = out / "runs" / job.key
@@ -379,16 +379,17 @@ def _progress(i: int, n: int, result: dict, started: float) -> None:
 def pretrain_imports(specs: list[Path], out: Path) -> None:
     """Train the specs the jobs import, once, before the jobs run in parallel (two processes
     must not both train the same teacher)."""
-    from trick.compiler.program import compile_source
-    from trick.runtime.imports import ensure_trained
+    from trick.compiler.pipeline import compile_source
+    from trick.driver import ensure_trained
 
     seen = set()
     for spec in specs:
-        for imp in compile_source(spec).plan.imports:
+        program = compile_source(spec)
+        for imp in program.plan.imports:
             if imp.content_hash not in seen:
                 seen.add(imp.content_hash)
                 print(f"training the import {imp.name} first", flush=True)
-                ensure_trained(imp, out / "imports", None, None)
+                ensure_trained(imp, program.imports[imp.alias], out / "imports", None, None)
 
 
 # ---- the tables ------------------------------------------------------------------------------------------------
@@ -509,7 +510,7 @@ def plot_e1_curves(results: dict[str, dict], path: Path) -> str | None:
     runs = sorted(key for key in results if key.startswith("recipes/mnist1d_cnn/"))
     if not runs:
         return None
-    from trick.compiler.program import compile_source
+    from trick.compiler.pipeline import compile_source
     from trick.runtime.report import plot_curves
 
     result = results[runs[0]]
@@ -540,7 +541,7 @@ def plot_groupnorm(found: dict[str, dict[int, list[float]]], path: Path) -> None
 
 def _spiral_model(result: dict, spec: Path):
     """The trained model of a spiral run (the weights its test used) and its data."""
-    from trick.compiler.program import compile_source
+    from trick.compiler.pipeline import compile_source
     from trick.runtime import checkpoint as ckpt
     from trick.runtime.data import load_splits
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from trick.compiler import registry as R
-from trick.compiler.check import check_source
+from trick.compiler import clauses as R
+from trick.compiler.pipeline import check_source
 from trick.dsl.format import format_program
 from trick.dsl.parser import parse_text
 from trick.lsp import completions, from_utf16, hover_markdown, scan, utf16

@@ -8,7 +8,7 @@ import pytest
 from torch import nn
 
 import trick
-from trick.compiler.program import compile_source
+from trick.compiler.pipeline import compile_source
 
 from .conftest import ROOT
 

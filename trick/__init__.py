@@ -52,7 +52,7 @@ def check(source: str | os.PathLike) -> list[Diagnostic]:
     Each has path, line, column, severity ("error" or "warning"), message and suggestion.
     An empty list means the spec is clean.
     """
-    from .compiler.check import check_source
+    from .compiler.pipeline import check_source
 
     return check_source(source).diagnostics
 
@@ -68,7 +68,7 @@ def compile(source: str | os.PathLike):  # noqa: A001 - the verb users know from
     """Check and lower a spec (text or path) into a Program: `.model()` (an nn.Module),
     `.plan` (the TrainingPlan), `.graph` (the ModelGraph), `.source()` (PyTorch source) and
     `.summary()` (a table of layers). Raises TrickError with every error of the spec."""
-    from .compiler.program import compile_source
+    from .compiler.pipeline import compile_source
 
     return compile_source(source)
 
@@ -80,8 +80,8 @@ def run(program, out: str | os.PathLike | None = None, *, resume: bool = False, 
     the plots; `tensorboard=True` adds TensorBoard event files (needs the package)."""
     import sys
 
-    from .runtime.run import execute
+    from .driver import train
 
     if not hasattr(program, "plan"):
         program = compile(program)
-    return execute(program, out, resume=resume, device=device, stream=None if quiet else sys.stderr, tensorboard=tensorboard)
+    return train(program, out, resume=resume, device=device, stream=None if quiet else sys.stderr, tensorboard=tensorboard)

@@ -94,7 +94,7 @@ def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
 
 
 def cmd_check(args) -> int:
-    from .compiler.check import check_source
+    from .compiler.pipeline import check_source
 
     missing = _missing(args.specs)
     if missing is not None:
@@ -150,7 +150,7 @@ def cmd_fmt(args) -> int:
 
 def _compile(spec: str):
     """The compiled spec, or the exit code after printing why it could not be compiled."""
-    from .compiler.program import compile_source
+    from .compiler.pipeline import compile_source
 
     missing = _missing([spec])
     if missing is not None:
@@ -182,7 +182,7 @@ def cmd_compile(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .compiler.program import compile_source
+    from .compiler.pipeline import compile_source
 
     missing = _missing([args.spec])
     if missing is not None:
@@ -194,18 +194,16 @@ def cmd_run(args) -> int:
     rank = env_rank() if workers else 0
     try:
         program = compile_source(args.spec, overrides=overrides)
-        if args.nproc is not None and workers is not None and args.nproc != workers:
-            raise TrickUsageError(f"--nproc {args.nproc} asks for {args.nproc} processes, but this one was started as one of {workers} (WORLD_SIZE); leave --nproc out under torchrun")
-        if args.nproc is not None and args.nproc > 1 and workers is None:
-            from .runtime.launch import check_batch, launch, strip_nproc
+        from . import driver
 
-            check_batch(program, args.nproc)  # here, once, rather than in every worker
-            return launch(strip_nproc(args.argv), args.nproc)
+        code = driver.start_workers(program, args.nproc, args.argv)
+        if code is not None:
+            return code
         if rank == 0:
             _print_diagnostics(program.warnings)
-        from .runtime.run import execute, table
+        from .runtime.run import table
 
-        result = execute(program, args.out, resume=args.resume, device=args.device, stream=None if args.quiet else sys.stderr, tensorboard=_tensorboard(args))
+        result = driver.train(program, args.out, resume=args.resume, device=args.device, stream=None if args.quiet else sys.stderr, tensorboard=_tensorboard(args))
     except TrickUsageError as err:
         if rank == 0:  # every process of a distributed run meets the same error; rank 0 says it
             print(f"trickc: {err.render()}", file=sys.stderr)

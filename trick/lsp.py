@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
 
-from .compiler import registry as R
+from .compiler import clauses as R
 from .compiler.docs import _default, _usage  # the reference's own wording of usage and defaults
 from .compiler.schema import Bool, Choice, ClauseSchema, Either, Param, Registry
 from .dsl.diagnostics import Diagnostic, TrickError
@@ -358,7 +358,7 @@ def display_name(uri: str) -> str:
 def check_document(text: str, uri: str) -> list[tuple[tuple[int, int, int, int], Diagnostic]]:
     """`trickc check`'s diagnostics of an open document, each with its LSP range. An error in
     an imported file is shown at the top of this one, with its own place in the message."""
-    from .compiler.check import check_source
+    from .compiler.pipeline import check_source
 
     name = display_name(uri)
     lines = text.split("\n")

@@ -2,7 +2,8 @@
 
 Registered as the `pygments.lexers` entry point `trick`, so Pygments (and Sphinx, MkDocs,
 Jupyter, GitHub-style renderers built on it) find it by name and by the `.trick` extension.
-The clause, layer and kind names come from the registries the checker uses.
+The clause, layer and kind names come from the registries the checker uses, through
+`trick.compiler.editor_grammar.names` (no torch), as the TextMate grammar's do.
 
     block names (data, model, ...)       Keyword
     spec, import, as, target             Keyword.Namespace / Keyword
@@ -20,22 +21,13 @@ from __future__ import annotations
 from pygments.lexer import RegexLexer, bygroups, include, words
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, String, Text, Whitespace
 
-from .compiler import registry as R
+from .compiler.editor_grammar import NUMBER as _NUMBER
+from .compiler.editor_grammar import names
 
-
-def _names() -> tuple[list[str], list[str], list[str], list[str]]:
-    """Block, layer, other clause and kind names, each longest first."""
-    blocks = R.BLOCKS.names()
-    layers = R.LAYERS.names()
-    clause_registries = [R.DATA, R.AUGMENTATIONS, R.MODEL, R.TRAIN, R.EVALUATE, R.TRANSFER, R.DISTILL, R.CURRICULUM, R.REPORT]
-    clauses = sorted({c.name for registry in clause_registries for c in registry} - set(layers) - set(blocks) - {"target"})
-    kinds = sorted({k.name for registry in clause_registries for c in registry if c.kind is not None for k in c.kind} - set(layers) - set(clauses) - set(blocks))
-    by_length = lambda names: sorted(set(names), key=lambda n: (-len(n), n))  # noqa: E731
-    return by_length(blocks), by_length(layers), by_length(clauses), by_length(kinds)
-
-
-BLOCKS, LAYERS, CLAUSES, KINDS = _names()
-_NUMBER = r"-?(?:[0-9]+\.[0-9]+|\.[0-9]+|[0-9]+)(?:[eE][+-]?[0-9]+)?"
+# Block, layer, other clause and kind names, longest first: the registries' names, read the
+# way the TextMate grammar in editors/ reads them (trick/compiler/editor_grammar.py).
+_NAMES = names()
+BLOCKS, LAYERS, CLAUSES, KINDS = list(_NAMES.blocks), list(_NAMES.layers), list(_NAMES.clauses), list(_NAMES.kinds)
 
 
 class TrickLexer(RegexLexer):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import trick
-from trick.compiler.check import check_source
+from trick.compiler.pipeline import check_source
 
 from ..conftest import SPECS
 
@@ -69,7 +69,8 @@ def test_independent_errors_are_all_reported_in_line_order():
 
 def test_values_are_bound_with_defaults():
     result = check_source(SPECS[[p.name for p in SPECS].index("mnist1d_cnn.trick")])
-    spec = result.raise_for_errors()
+    spec = result.spec
+    assert result.ok
     optimizer = spec.clause("train", "optimizer")
     assert optimizer.kind == "adamw"
     assert optimizer.values == {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "weight_decay": 1e-4}

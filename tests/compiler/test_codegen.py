@@ -8,8 +8,7 @@ import torch
 
 import trick
 from trick.compiler import ir
-from trick.compiler.build import CONSTRUCTORS
-from trick.compiler.registry import LAYERS
+from trick.compiler.clauses import LAYERS
 
 from ..conftest import SPECS
 
@@ -63,12 +62,13 @@ def test_generated_source_builds_the_same_network(path, tmp_path):
 
 
 def test_generated_source_imports_project_layers_only_when_needed():
-    assert "from trick.runtime import layers" not in trick.compile(SPECS[[p.stem for p in SPECS].index("mnist1d_cnn")]).source()
-    assert "from trick.runtime import layers" in trick.compile(SPECS[[p.stem for p in SPECS].index("mnist1d_gru")]).source()
+    assert "from trick import layers" not in trick.compile(SPECS[[p.stem for p in SPECS].index("mnist1d_cnn")]).source()
+    assert "from trick import layers" in trick.compile(SPECS[[p.stem for p in SPECS].index("mnist1d_gru")]).source()
 
 
-def test_every_layer_of_the_registry_has_a_constructor():
-    assert set(LAYERS.names()) <= set(CONSTRUCTORS)
+def test_every_layer_of_the_registry_has_its_shape_rule_constructor_and_role():
+    for entry in LAYERS:
+        assert entry.shape is not None and entry.build is not None and entry.role is not None, entry.name
 
 
 def test_submodules_are_named_after_labels():

@@ -1,6 +1,6 @@
 """docs/language.md and the registries say the same thing."""
 
-from trick.compiler import registry as R
+from trick.compiler import clauses as R
 from trick.compiler.docs import DOC, render_doc
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from trick.cli import main
 from trick.compiler import graph as G
-from trick.compiler.program import compile_source
+from trick.compiler.pipeline import compile_source
 
 from ..conftest import SPECS
 

@@ -127,7 +127,7 @@ def _vocabulary() -> list[str]:
     names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", "\n".join(re.sub(r'"[^"\n]*"|#[^\n]*', " ", t) for t in SPEC_TEXTS)))
     names |= {"label", "global", "same", "repeat", "residual", "head", "of", "val", "loss", "accuracy"}
     try:
-        from trick.compiler import registry as R
+        from trick.compiler import clauses as R
         from trick.compiler.schema import Choice
 
         for reg in R.ALL_REGISTRIES:

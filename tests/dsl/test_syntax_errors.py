@@ -234,8 +234,7 @@ def test_errors_survive_pickling_for_worker_processes():
     # multiprocessing sends a worker's exception to its parent pickled.
     import pickle
 
-    from trick.dsl.diagnostics import TrickUsageError
-    from trick.runtime.trainer import TrickRuntimeError
+    from trick.dsl.diagnostics import TrickRuntimeError, TrickUsageError
 
     with pytest.raises(TrickError) as caught:
         parse_text("spec s\nmodel {\n  input [2\n}\n", "bad.trick")

@@ -1,4 +1,4 @@
-"""Data sources, splits, derived targets and normalization (trick/runtime/data.py)."""
+"""Data sources, splits, derived targets and normalization (trick/runtime/sources.py, data.py)."""
 
 import random
 
@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from trick.compiler import ir
 from trick.compiler.ir import DataPlan, Step, Target
 from trick.dsl.diagnostics import Span, TrickCheckError
-from trick.runtime import data
+from trick.runtime import sources
 from trick.runtime.data import Normalizer, load_splits
 
 SOURCE_SPAN = Span("t.trick", 2, 5, 2, 20)
@@ -43,7 +44,7 @@ def error(call) -> tuple[str, Span]:
     ],
 )
 def test_each_source_gives_its_shapes_dtypes_and_classes(kind, args, shape, n_train, n_test, classes):
-    raw = data.SOURCES[kind](args, 0, ".")
+    raw = sources.SOURCES[kind](args, 0, ".")
     assert raw.x_train.shape == (n_train, *shape) and raw.x_train.dtype == np.float32
     assert raw.y_train.shape == (n_train,) and raw.y_train.dtype == np.int64
     assert set(raw.y_train.tolist()) == set(range(classes))
@@ -56,45 +57,45 @@ def test_each_source_gives_its_shapes_dtypes_and_classes(kind, args, shape, n_tr
 @pytest.mark.parametrize("dataset", ["spiral", "circle", "xor", "gaussian"])
 def test_playground_datasets_are_balanced_within_the_unit_radius_and_seeded(dataset):
     args = {"dataset": dataset, "n": 400, "noise": 0.0}
-    raw = data.playground(args, 3, ".")
+    raw = sources.playground(args, 3, ".")
     assert np.bincount(raw.y_train).tolist() == [200, 200]
     assert np.abs(raw.x_train).max() <= 1.07  # radius 1, plus the xor padding
-    assert np.array_equal(raw.x_train, data.playground(args, 3, ".").x_train)
-    assert not np.array_equal(raw.x_train, data.playground(args, 4, ".").x_train) or dataset == "spiral"
-    noisy = data.playground({**args, "noise": 0.1}, 3, ".")
+    assert np.array_equal(raw.x_train, sources.playground(args, 3, ".").x_train)
+    assert not np.array_equal(raw.x_train, sources.playground(args, 4, ".").x_train) or dataset == "spiral"
+    noisy = sources.playground({**args, "noise": 0.1}, 3, ".")
     assert 0.05 < np.abs(noisy.x_train - raw.x_train).mean() < 0.15 or dataset != "spiral"
 
 
 def test_playground_labels_follow_the_definitions():
-    xor = data.playground({"dataset": "xor", "n": 200, "noise": 0.0}, 0, ".")
+    xor = sources.playground({"dataset": "xor", "n": 200, "noise": 0.0}, 0, ".")
     assert np.array_equal(xor.y_train, (xor.x_train[:, 0] * xor.x_train[:, 1] > 0).astype(np.int64))
-    circle = data.playground({"dataset": "circle", "n": 200, "noise": 0.0}, 0, ".")
+    circle = sources.playground({"dataset": "circle", "n": 200, "noise": 0.0}, 0, ".")
     assert np.array_equal(circle.y_train, (np.linalg.norm(circle.x_train, axis=1) < 0.6).astype(np.int64))
-    gaussian = data.playground({"dataset": "gaussian", "n": 200, "noise": 0.0}, 0, ".")
+    gaussian = sources.playground({"dataset": "gaussian", "n": 200, "noise": 0.0}, 0, ".")
     assert np.allclose(gaussian.x_train[gaussian.y_train == 1].mean(0), [0.4, 0.4], atol=0.05)
 
 
 def test_synthetic_images_are_in_the_unit_range_balanced_and_show_a_shape():
-    raw = data.synthetic_images({"classes": 8, "size": 16, "n": 400}, 0, ".")
+    raw = sources.synthetic_images({"classes": 8, "size": 16, "n": 400}, 0, ".")
     assert raw.x_train.min() >= 0 and raw.x_train.max() <= 1
     assert np.bincount(raw.y_train).tolist() == [50] * 8
     # Each image has two colors (shape and background) plus small noise: a wide spread.
     spread = raw.x_train.reshape(400, 3, -1).std(2).max(1)
     assert (spread > 0.05).all()
-    assert np.array_equal(raw.x_train, data.synthetic_images({"classes": 8, "size": 16, "n": 400}, 0, ".").x_train)
+    assert np.array_equal(raw.x_train, sources.synthetic_images({"classes": 8, "size": 16, "n": 400}, 0, ".").x_train)
 
 
 def test_mnist1d_leaves_the_global_random_states_as_they_were():
-    data._mnist1d_arrays.cache_clear()  # force a generation, which reseeds the globals inside
+    sources._mnist1d_arrays.cache_clear()  # force a generation, which reseeds the globals inside
     random.seed(123)
     np.random.seed(123)
     py_state, np_state = random.getstate(), np.random.get_state()
-    raw = data.mnist1d({}, 0, ".")
+    raw = sources.mnist1d({}, 0, ".")
     assert random.getstate() == py_state
     after = np.random.get_state()
     assert after[0] == np_state[0] and np.array_equal(after[1], np_state[1]) and after[2:] == np_state[2:]
     raw.x_train[:] = 0  # callers get copies: the cache is untouched
-    assert data.mnist1d({}, 0, ".").x_train.any()
+    assert sources.mnist1d({}, 0, ".").x_train.any()
 
 
 # ---- splits ---------------------------------------------------------------------------------------
@@ -130,7 +131,7 @@ def test_validation_is_stratified():
 
 
 def test_classes_keeps_and_relabels_in_the_order_given():
-    raw = data.digits({}, 0, ".")
+    raw = sources.digits({}, 0, ".")
     s = load_splits(plan("digits", classes=(7, 2, 9), validation=0.0, test=0.5), 0, (64,))
     assert s.num_classes["label"] == 3
     x = torch.cat([s.x_train, s.x_test]).numpy()
@@ -211,6 +212,28 @@ def test_negative_and_divide_by_zero_targets_are_errors():
     assert message == "target z = label % (label - label) divides by zero for some samples"
 
 
+def test_a_division_by_zero_is_an_error_even_where_a_comparison_would_hide_it():
+    for expr in ([">", ["/", "label", ["-", "label", "label"]], 0], ["%", ["<", "label", 3], [">", "label", 100]]):
+        message, span = error(lambda: load_splits(plan("digits", targets=[("z", expr)]), 0, (64,)))
+        assert message == f"target z = {ir.expr_text(expr)} divides by zero for some samples" and span == TARGET_SPAN
+
+
+def test_the_ir_evaluator_gives_the_same_values_on_numbers_and_on_arrays():
+    expr = ["-", ["+", ["%", "label", 3], ["*", 2, [">=", "label", 5]]], ["/", ["neg", "label"], 4]]
+    labels = np.arange(10.0)
+    assert ir.evaluate_expr(expr, {"label": labels}).tolist() == [ir.evaluate_expr(expr, {"label": v}) for v in range(10)]
+    less = ir.evaluate_expr(["<", "label", 3], {"label": labels})
+    assert less.dtype.kind == "i" and less.tolist() == [1, 1, 1, 0, 0, 0, 0, 0, 0, 0]
+    assert [type(v) for v in (ir.evaluate_expr(["<", 1, 2], {}), ir.evaluate_expr(["==", 1.5, 2], {}))] == [int, int]
+    assert ir.evaluate_expr(["!=", 1.5, 2], {}) == 1 and ir.evaluate_expr(["%", -7, 3], {}) == 2
+    with pytest.raises(ZeroDivisionError):
+        ir.evaluate_expr(["%", "label", ["-", "label", "label"]], {"label": 4})
+    with pytest.raises(FloatingPointError), np.errstate(divide="raise", invalid="raise"):
+        ir.evaluate_expr(["/", "label", 0], {"label": labels})
+    with pytest.raises(KeyError, match="parity"):
+        ir.evaluate_expr(["+", "label", "parity"], {"label": 1})
+
+
 def test_regression_targets_stay_real_valued():
     s = load_splits(plan("digits", targets=[("half", ["/", "label", 2])]), 0, (64,), regression={"half"})
     assert s.targets["train"]["half"].dtype == torch.float32
@@ -219,10 +242,10 @@ def test_regression_targets_stay_real_valued():
 
 
 def test_expression_text_has_only_the_parentheses_it_needs():
-    assert data.expr_text(["-", ["-", "label", 1], 2]) == "label - 1 - 2"
-    assert data.expr_text(["-", "label", ["-", "label", 1]]) == "label - (label - 1)"
-    assert data.expr_text(["*", ["+", "label", 1], ["neg", ["%", "label", 2]]]) == "(label + 1) * -(label % 2)"
-    assert data.expr_text(["==", ["<", "label", 3], 0.5]) == "(label < 3) == 0.5"
+    assert ir.expr_text(["-", ["-", "label", 1], 2]) == "label - 1 - 2"
+    assert ir.expr_text(["-", "label", ["-", "label", 1]]) == "label - (label - 1)"
+    assert ir.expr_text(["*", ["+", "label", 1], ["neg", ["%", "label", 2]]]) == "(label + 1) * -(label % 2)"
+    assert ir.expr_text(["==", ["<", "label", 3], 0.5]) == "(label < 3) == 0.5"
 
 
 # ---- normalization ------------------------------------------------------------------------------------
@@ -264,7 +287,7 @@ def test_statistics_come_from_train_only_and_a_constant_feature_is_not_divided_b
     x = np.stack([np.arange(100.0), np.full(100, 3.0)], 1).astype(np.float32)
     x_test = np.stack([1000 + 10 * np.arange(50.0), np.full(50, 3.0)], 1).astype(np.float32)
     y, y_test = np.arange(100) % 2, np.arange(50) % 2
-    monkeypatch.setitem(data.SOURCES, "far", lambda args, seed, base_dir: data.Raw(x, y, x_test, y_test))
+    monkeypatch.setitem(sources.SOURCES, "far", lambda args, seed, base_dir: sources.Raw(x, y, x_test, y_test))
     s = load_splits(plan("far", validation=0.5, normalize=kind), 0, (2,))
     norm = s.normalizer
 
@@ -306,12 +329,12 @@ def test_npz_and_csv_files_load_relative_to_the_base_dir(tmp_path):
     s = load_splits(npz, 0, (3,))
     assert s.num_classes["label"] == 3 and len(s.x_train) == 30
     (tmp_path / "d.csv").write_text("a,label,b,c\n" + "".join(f"{r[0]},{l},{r[1]},{r[2]}\n" for r, l in zip(x, y)))
-    raw = data.file({"path": "d.csv", "y": "label"}, 0, str(tmp_path))
+    raw = sources.file({"path": "d.csv", "y": "label"}, 0, str(tmp_path))
     assert np.allclose(raw.x_train, x, atol=1e-6) and np.array_equal(raw.y_train, y)
 
 
 def file_error(tmp_path, args) -> str:
-    message, span = error(lambda: data.load_source(Step("file", args, SOURCE_SPAN), 0, str(tmp_path)))
+    message, span = error(lambda: sources.load_source(Step("file", args, SOURCE_SPAN), 0, str(tmp_path)))
     assert span == SOURCE_SPAN
     return message
 
@@ -373,8 +396,3 @@ LABELS, INTEGERS = "the labels 'y' of 'd.npz'", "non-negative integers (class in
 def test_bad_labels_are_errors(tmp_path, y, message):
     write_npz(tmp_path / "d.npz", x=np.zeros((4, 2)), y=y)
     assert file_error(tmp_path, {"path": "d.npz"}) == message
-
-
-def test_an_unknown_source_is_an_error_with_a_suggestion():
-    message, span = error(lambda: data.load_source(Step("digit", {}, SOURCE_SPAN), 0, "."))
-    assert message == "unknown data source 'digit'; did you mean 'digits'?" and span == SOURCE_SPAN

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import trick
-from trick.compiler.program import compile_source
+from trick.compiler.pipeline import compile_source
 from trick.runtime import checkpoint as ckpt
 from trick.runtime.distributed import CpuSyncBatchNorm, World, batchnorm_paths, synchronize_batchnorm
 from trick.runtime.launch import free_port, strip_nproc

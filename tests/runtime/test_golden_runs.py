@@ -40,7 +40,7 @@ def record(name: str, folder: Path) -> dict:
     import torch
 
     import trick
-    from trick.compiler.program import compile_source
+    from trick.compiler.pipeline import compile_source
 
     folder.mkdir(parents=True, exist_ok=True)
     spec = folder / f"{name}.trick"

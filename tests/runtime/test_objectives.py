@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import trick
-from trick.compiler.program import compile_source
+from trick.compiler.pipeline import compile_source
 from trick.runtime import checkpoint as ckpt
 from trick.runtime.curriculum import fraction
 from trick.runtime.distill import regressor
@@ -210,7 +210,7 @@ def shared_runs(tmp_path_factory):
     ],
 )
 def test_examples_e4_to_e7_run_end_to_end(spec, settings, shared_runs, tmp_path):
-    from trick.runtime.run import execute
+    from trick.driver import train as execute
 
     program = compile_source(SPECS / f"{spec}.trick", overrides=settings)
     result = execute(program, tmp_path / "run", stream=None, runs=shared_runs)

@@ -17,7 +17,7 @@ from PIL import Image
 
 import trick
 from trick.cli import main
-from trick.compiler.program import compile_source
+from trick.compiler.pipeline import compile_source
 from trick.runtime import report
 
 TINY = Path(__file__).parent / "fixtures" / "tiny.trick"

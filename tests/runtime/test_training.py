@@ -23,7 +23,7 @@ TINY = Path(__file__).parent / "fixtures" / "tiny.trick"
 
 
 def compile_tiny(*overrides):
-    from trick.compiler.program import compile_source
+    from trick.compiler.pipeline import compile_source
 
     return compile_source(TINY, overrides=list(overrides))
 

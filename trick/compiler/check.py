@@ -1,25 +1,21 @@
 """Semantic checks that need no torch: names, types, ranges, references.
 
-`check_source` loads a spec with its imports and returns every diagnostic, in line order.
-The checker binds each clause's arguments against its schema in `registry`, so the values
+The Checker binds one loaded spec (the pipeline, pipeline.py, runs it on each file once).
+The checker binds each clause's arguments against its entry in `clauses`, so the values
 later stages read are already converted, range-checked and completed with defaults.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..dsl import ast
-from ..dsl.diagnostics import Diagnostic, SourceLines, Span, TrickCheckError, did_you_mean
-from ..dsl.imports import Loaded, load
-from . import registry as R
+from ..dsl.diagnostics import Diagnostic, Span, did_you_mean
+from ..dsl.imports import Loaded
+from . import clauses as R
+from .checks import CHECKS
 from .schema import ClauseSchema, Invalid, Registry
-
-METRIC_NAMES = ("loss", "accuracy")
-SPLITS = ("train", "val")
-SOURCES_WITH_TEST_SPLIT = ("mnist1d",)
 
 
 @dataclass
@@ -53,7 +49,7 @@ class ModelItem:
 
     bound: Bound
     label: str | None = None
-    body: list["ModelItem"] | None = None
+    body: list[ModelItem] | None = None
     label_span: Span | None = None
 
 
@@ -66,7 +62,7 @@ class CheckedSpec:
     blocks: dict[str, list[Bound]] = field(default_factory=dict)
     model: list[ModelItem] = field(default_factory=list)
     targets: list[ast.Target] = field(default_factory=list)
-    imports: dict[str, "CheckedSpec | None"] = field(default_factory=dict)
+    imports: dict[str, CheckedSpec | None] = field(default_factory=dict)
 
     def clause(self, block: str, name: str) -> Bound | None:
         return next((b for b in self.blocks.get(block, ()) if b.name == name), None)
@@ -88,7 +84,7 @@ class CheckedSpec:
         return [i for i in self.model if i.bound.name == "head"]
 
 
-class _Checker:
+class Checker:
     def __init__(self, loaded: Loaded):
         self.loaded = loaded
         self.program = loaded.program
@@ -439,146 +435,32 @@ class _Checker:
     # -- references across blocks ------------------------------------------------------------------
 
     def cross_checks(self, aliases: dict[str, ast.Import]) -> None:
-        spec = self.spec
-        used: set[str] = set()
-        targets = ["label"] + [t.name for t in spec.targets]
-        heads = spec.heads()
-        for head in heads:
-            name = head.bound.values["target"]
-            if name not in targets:
-                hint, best = did_you_mean(name, targets)
-                self.error(head.bound.span_of("target"), f"no target named '{name}'; define it in data with 'target {name} = ...'{hint}", best)
-
-        def import_ref(bound: Bound, param: str) -> CheckedSpec | None:
-            alias = bound.values.get(param)
-            if alias is None:
-                return None
-            alias = alias.split(".")[0]
-            if alias not in aliases:
-                hint, best = did_you_mean(alias, aliases)
-                have = f" (imported: {', '.join(aliases)})" if aliases and not hint else ""
-                self.error(bound.span_of(param), f"'{alias}' is not imported; add: import \"FILE.trick\" as {alias}{hint}{have}", best)
-                return None
-            used.add(alias)
-            return spec.imports.get(alias)
-
-        # data
-        source = spec.clause("data", "source")
-        data_block = self.program.block("data")
-        if data_block is not None and source is None and "data" not in self.troubled and "source" not in {c.name for c in _clauses(data_block)}:
-            self.error(data_block.name_span, "the data block needs a source: source mnist1d, source digits, ...")
-        test = spec.clause("data", "test")
-        if source is not None and test is not None and source.kind in SOURCES_WITH_TEST_SPLIT:
-            self.error(test.clause.name_span, f"{source.kind} has a test split of its own; remove 'test'")
-        if source is not None:
-            if source.kind == "file":
-                self.check_file(source)
-        classes = spec.clause("data", "classes")
-        if classes is not None:
-            labels = classes.values["labels"]
-            if len(set(labels)) != len(labels):
-                self.error(classes.span_of("labels"), "classes: a class is listed twice")
-
-        # train
-        early = spec.clause("train", "early_stop")
-        if early is not None:
-            metric = early.values["monitor"]
-            valid = [f"{s}.{m}" for s in SPLITS for m in METRIC_NAMES]
-            valid += [f"{s}.{h.bound.values['target']}.{m}" for h in heads for s in SPLITS for m in METRIC_NAMES]
-            if metric not in valid:
-                hint, best = did_you_mean(metric, valid)
-                self.error(early.span_of("monitor"), f"unknown metric '{metric}'{hint or '; expected one of ' + ', '.join(valid[:4]) + ', ...'}", best)
-        optimizer = spec.clause("train", "optimizer")
-        if optimizer is not None and optimizer.kind == "sgd" and optimizer.values["nesterov"] and optimizer.values["momentum"] == 0:
-            self.error(optimizer.span_of("nesterov"), "nesterov=true needs momentum > 0")
-        loss = spec.clause("train", "loss")
-        if loss is not None and heads and "loss" in self.program_clause_names("train"):
-            self.warning(loss.clause.name_span, "the model has heads, each with its own loss; this loss applies to heads without loss=")
-        schedule = spec.clause("train", "schedule")
-        epochs = spec.clause("train", "epochs")
-        if schedule is not None and epochs is not None and schedule.values["warmup"] >= epochs.values["n"]:
-            self.error(schedule.span_of("warmup"), f"warmup={schedule.values['warmup']} is not shorter than the {epochs.values['n']} epochs")
-
-        # transfer
-        transfer_from = spec.clause("transfer", "from")
-        if self.program.block("transfer") is not None and transfer_from is None and "from" not in self.program_clause_names("transfer"):
-            self.error(self.program.block("transfer").name_span, "the transfer block needs 'from NAME layers=K'")
-        if transfer_from is not None:
-            other = import_ref(transfer_from, "model")
-            has_layers, has_labels = transfer_from.values["layers"] is not None, transfer_from.values["labels"] is not None
-            if has_layers == has_labels:
-                self.error(transfer_from.clause.name_span, "say which layers to copy: layers=K or labels=[...], one of the two")
-            if other is not None and has_labels:
-                theirs, mine = other.labels(), spec.labels()
-                for label, span in zip(transfer_from.values["labels"], _list_spans(transfer_from, "labels")):
-                    if label not in theirs:
-                        hint, best = did_you_mean(label, theirs)
-                        self.error(span, f"'{other.program.name}' has no layer labelled '{label}'{hint}", best)
-                    elif label not in mine:
-                        self.error(span, f"this model has no layer labelled '{label}' to copy into")
-            if other is not None and has_layers:
-                count = _count_parameterized(other.model)
-                if transfer_from.values["layers"] > count:
-                    self.error(transfer_from.span_of("layers"), f"'{other.program.name}' has only {count} layers with weights (dense, conv, gru, lstm)")
-        freeze, lr_scale = spec.clause("transfer", "freeze"), spec.clause("transfer", "lr_scale")
-        if freeze is not None and lr_scale is not None and freeze.values["value"]:
-            self.error(lr_scale.clause.name_span, "frozen layers do not train; use 'freeze true' or 'lr_scale', not both")
-
-        # distill
-        teacher_clause = spec.clause("distill", "teacher")
-        distill_block = self.program.block("distill")
-        if distill_block is not None and teacher_clause is None and "teacher" not in self.program_clause_names("distill"):
-            self.error(distill_block.name_span, "the distill block needs 'teacher NAME'")
-        teacher = import_ref(teacher_clause, "model") if teacher_clause is not None else None
-        for hint_clause in (b for b in spec.blocks.get("distill", ()) if b.name == "hint"):
-            ref = hint_clause.values["hint"]
-            parts = ref.split(".")
-            if len(parts) != 2:
-                self.error(hint_clause.span_of("hint"), f"expected TEACHER.LABEL, found '{ref}'")
-            elif teacher_clause is not None and parts[0] != teacher_clause.values["model"]:
-                self.error(hint_clause.span_of("hint"), f"the hint comes from the teacher '{teacher_clause.values['model']}', not '{parts[0]}'")
-            elif teacher is not None and parts[1] not in teacher.labels():
-                hint, best = did_you_mean(parts[1], teacher.labels())
-                self.error(hint_clause.span_of("hint"), f"the teacher '{teacher.program.name}' has no layer labelled '{parts[1]}'{hint}", best)
-            if hint_clause.arrow is not None and hint_clause.arrow not in spec.labels():
-                hint, best = did_you_mean(hint_clause.arrow, spec.labels())
-                self.error(hint_clause.spans["->"], f"this model has no layer labelled '{hint_clause.arrow}'{hint}", best)
-
-        # curriculum
-        score = spec.clause("curriculum", "score")
-        if score is not None and score.kind == "loss":
-            import_ref(score, "model")
-        if score is not None and score.kind == "column" and source is not None and source.kind != "file":
-            self.error(score.span_of("name"), f"a difficulty column comes from a file source (source file \"data.npz\"), not {source.kind}")
-        curriculum_block = self.program.block("curriculum")
-        if curriculum_block is not None and score is None and "score" not in self.program_clause_names("curriculum"):
-            self.error(curriculum_block.name_span, "the curriculum block needs 'score loss of NAME', 'score self' or 'score column \"NAME\"'")
-
-        # report
-        plot = spec.clause("report", "plot")
-        inputs = [i for i in spec.model if i.bound.name == "input"]
-        shape = inputs[0].bound.values.get("shape") if inputs else None
-        if plot is not None and "decision_boundary" in plot.extra and isinstance(shape, list) and shape != [2]:
-            where = next((a.span for a in plot.clause.args if isinstance(a, ast.Ref) and a.name == "decision_boundary"), plot.clause.name_span)
-            self.error(where, f"decision_boundary needs points in the plane (input [2]); this model's input is [{', '.join(map(str, shape))}]")
-
+        """The registered cross-field checks (checks.py), then unused imports."""
+        self.aliases, self.used = aliases, set()
+        for check in CHECKS:
+            check(self)
         for alias, imp in aliases.items():
-            if alias not in used and spec.imports.get(alias) is not None:
+            if alias not in self.used and self.spec.imports.get(alias) is not None:
                 self.warning(imp.alias_span, f"'{alias}' is imported but never used")
+
+    def import_ref(self, bound: Bound, param: str) -> CheckedSpec | None:
+        """The checked import a clause's argument names (`teacher NAME`), or None, reporting
+        an alias that is not imported."""
+        alias = bound.values.get(param)
+        if alias is None:
+            return None
+        alias = alias.split(".")[0]
+        if alias not in self.aliases:
+            hint, best = did_you_mean(alias, self.aliases)
+            have = f" (imported: {', '.join(self.aliases)})" if self.aliases and not hint else ""
+            self.error(bound.span_of(param), f"'{alias}' is not imported; add: import \"FILE.trick\" as {alias}{hint}{have}", best)
+            return None
+        self.used.add(alias)
+        return self.spec.imports.get(alias)
 
     def program_clause_names(self, block: str) -> set[str]:
         clause = self.program.block(block)
         return {c.name for c in _clauses(clause)} if clause is not None else set()
-
-    def check_file(self, source: Bound) -> None:
-        path = source.values["path"]
-        if not path.endswith((".npz", ".csv")):
-            self.error(source.span_of("path"), f"'{path}' is neither a .npz nor a .csv file")
-            return
-        base = os.path.dirname(self.loaded.path) if self.loaded.path is not None else os.getcwd()
-        full = os.path.join(base, path)
-        if not os.path.isfile(full):
-            self.error(source.span_of("path"), f"cannot find the data file '{path}' ({os.path.relpath(full)})")
 
 
 def _article(word: str) -> str:
@@ -613,79 +495,3 @@ def _expr_names(expr) -> list[ast.Name]:
         elif isinstance(node, ast.Neg):
             stack.append(node.operand)
     return found
-
-
-def _list_spans(bound: Bound, param: str) -> list[Span]:
-    clause = bound.clause
-    option = clause.option(param)
-    if option is not None and isinstance(option.value, ast.List):
-        return [item.span for item in option.value.items]
-    return [bound.span_of(param)] * len(bound.values[param])
-
-
-def _count_parameterized(items: list[ModelItem]) -> int:
-    count = 0
-    for item in items:
-        if item.bound.name in R.WEIGHT_LAYERS:
-            count += 1
-        elif item.body is not None:
-            inner = _count_parameterized(item.body)
-            count += inner * (item.bound.values.get("times", 1) if item.bound.name == "repeat" else 1)
-    return count
-
-
-# ---- entry points -----------------------------------------------------------------------------------
-
-
-@dataclass
-class CheckResult:
-    spec: CheckedSpec | None
-    diagnostics: list[Diagnostic]
-
-    @property
-    def ok(self) -> bool:
-        return not any(d.severity == "error" for d in self.diagnostics)
-
-    def raise_for_errors(self) -> CheckedSpec:
-        if not self.ok or self.spec is None:
-            raise TrickCheckError([d for d in self.diagnostics if d.severity == "error"])
-        return self.spec
-
-
-def check_source(source, name: str | None = None, overrides: list[str] | None = None, origin=None) -> CheckResult:
-    """Load `source` (a path or spec text) with its imports and check all of it, after
-    applying `--set`-style `overrides` to it. Text may name the file `origin` it is the
-    (unsaved) content of, which its imports and data files are relative to."""
-    result = load(source, name, origin)
-    lines = SourceLines()
-    for display, program in result.programs.items():
-        lines.add(display, program.text)
-    if overrides and result.root is not None:
-        from .overrides import apply
-
-        program, texts = apply(result.root.program, overrides)
-        result.root.program = program
-        for display, text in texts.items():
-            lines.add(display, text)
-    diagnostics = list(result.diagnostics)
-    checked: dict[int, CheckedSpec] = {}
-
-    def visit(loaded: Loaded) -> CheckedSpec:
-        key = id(loaded)
-        if key not in checked:
-            imports = {alias: (visit(child) if child is not None else None) for alias, child in loaded.imports.items()}
-            checker = _Checker(loaded)
-            checked[key] = checker.run(imports)
-            diagnostics.extend(checker.diagnostics)
-            if not any(d.severity == "error" for d in checker.diagnostics):
-                from .lower import lower  # shape inference: no torch either
-
-                diagnostics.extend(lower(checked[key])[2])
-        return checked[key]
-
-    spec = visit(result.root) if result.root is not None else None
-    unique: dict[tuple, Diagnostic] = {}
-    for d in diagnostics:
-        unique.setdefault((d.span, d.message), lines.attach(d) if d.source_line is None else d)
-    ordered = sorted(unique.values(), key=lambda d: (d.span.file != (spec.program.file if spec else ""), d.span.file, d.span.line, d.span.column))
-    return CheckResult(spec, ordered)

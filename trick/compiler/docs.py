@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import registry as R
+from . import clauses as R
 from .schema import REQUIRED, ClauseSchema, Param, Registry
 
 BEGIN = "<!-- BEGIN GENERATED REFERENCE: python -m trick.compiler.docs -->"

@@ -16,23 +16,20 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from . import clauses as R
 from . import ir
-from . import registry as R
+from .ir import show_shape
 
-# Fill colours by the kind of layer, so that the structure shows at a glance.
+# Fill colours by the layer's role (its registry entry), so that the structure shows at a glance.
 _COLOURS = {
-    **{op: "#dbe9f6" for op in R.WEIGHT_LAYERS},  # layers with weights: blue
-    **{op: "#dff0d8" for op in R.NORM_LAYERS},  # normalization: green
-    **{op: "#fcf3cf" for op in ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid")},  # activations: yellow
-    **{op: "#ececec" for op in ("dropout", "noise")},  # regularizing noise: gray
-    **{op: "#e8e0f3" for op in ("maxpool", "avgpool", "flatten", "last")},  # reshaping: lavender
+    "weights": "#dbe9f6",  # layers with weights: blue
+    "norm": "#dff0d8",  # normalization: green
+    "activation": "#fcf3cf",  # activations: yellow
+    "noise": "#ececec",  # regularizing noise: gray
+    "reshape": "#e8e0f3",  # reshaping: lavender
 }
 _HINT = "#d9822b"  # the distillation hint and the guided layer
 FORMATS = ("svg", "png", "dot")
-
-
-def shape_text(shape: tuple[int, ...]) -> str:
-    return "[" + ", ".join(map(str, shape)) + "]"
 
 
 def clause_text(layer: ir.Layer) -> str:
@@ -97,13 +94,13 @@ class _Dot:
     def layer(self, layer: ir.Layer, depth: int, marks: dict[str, str]) -> str:
         params = f"\n{layer.params:,} params" if layer.params else ""
         mark = marks.get(layer.name)
-        label = f"{clause_text(layer)}\n{shape_text(layer.output)}{params}" + (f"\n{mark}" if mark else "")
+        label = f"{clause_text(layer)}\n{show_shape(layer.output)}{params}" + (f"\n{mark}" if mark else "")
         hinted = mark is not None and mark.startswith("guided")
         node_id = self.node(
             depth,
             label=label,
-            tooltip=f"{layer.name}: {layer.op} {shape_text(layer.input)} -> {shape_text(layer.output)} (line {layer.span.line})",
-            fillcolor=_COLOURS.get(layer.op, "#ffffff"),
+            tooltip=f"{layer.name}: {layer.op} {show_shape(layer.input)} -> {show_shape(layer.output)} (line {layer.span.line})",
+            fillcolor=_COLOURS.get(layer.role, "#ffffff"),
             color=_HINT if hinted else None,
             penwidth="2" if mark else None,
         )
@@ -142,7 +139,7 @@ class _Dot:
         title = (f"{layer.label}: " if layer.label else "") + "residual"
         self.emit(f"label={_quote(title)}; style=\"rounded,dashed\"; color=\"#6c8ebf\";", depth + 1)
         last = self.sequence(layer.body, previous, depth + 1, marks)
-        add = self.node(depth + 1, label="+", shape="circle", fillcolor="#ffffff", width="0.3", tooltip=f"{layer.name}: input + body {shape_text(layer.output)}")
+        add = self.node(depth + 1, label="+", shape="circle", fillcolor="#ffffff", width="0.3", tooltip=f"{layer.name}: input + body {show_shape(layer.output)}")
         self.emit("}", depth)
         self.ids[layer.name] = add
         self.edge(last, add)
@@ -189,7 +186,7 @@ def to_dot(program) -> str:
                 marks[labels[guided_label].name] = f"guided by {plan.distill.teacher}.{hint_label}"
                 guided[labels[guided_label].name] = hint_label
 
-    source = dot.node(1, label=f"input\n{shape_text(graph.input)}", shape="oval", fillcolor="#ffffff")
+    source = dot.node(1, label=f"input\n{show_shape(graph.input)}", shape="oval", fillcolor="#ffffff")
     trunk = dot.sequence(graph.layers, source, 1, marks)
     if graph.heads:
         for head in graph.heads:
@@ -197,7 +194,7 @@ def to_dot(program) -> str:
             dot.emit(f"label={_quote(f'head {head.target}')}; style=\"rounded\"; color=\"#9a9a9a\";", 2)
             last = dot.sequence(head.layers, trunk, 2, marks)
             loss = f"{head.loss}" + (f" smoothing={head.smoothing:g}" if head.smoothing else "") + f"\nweight {head.weight:g}"
-            out = dot.node(2, label=f"{head.target}\n{shape_text(head.layers[-1].output) if head.layers else ''}\n{loss}", shape="oval", fillcolor="#ffffff")
+            out = dot.node(2, label=f"{head.target}\n{show_shape(head.layers[-1].output) if head.layers else ''}\n{loss}", shape="oval", fillcolor="#ffffff")
             dot.emit("}", 1)
             dot.edge(last, out)
     else:
@@ -205,7 +202,7 @@ def to_dot(program) -> str:
         if plan is not None:
             smoothing = plan.loss.args.get("smoothing")
             loss = f"\n{plan.loss.kind}" + (f" smoothing={smoothing:g}" if smoothing else "")
-        out = dot.node(1, label=f"output\n{shape_text(graph.output)}{loss}", shape="oval", fillcolor="#ffffff")
+        out = dot.node(1, label=f"output\n{show_shape(graph.output)}{loss}", shape="oval", fillcolor="#ffffff")
         dot.edge(trunk, out)
 
     if plan is not None and plan.distill is not None:
@@ -214,7 +211,7 @@ def to_dot(program) -> str:
         teacher_labels = teacher.labels() if teacher is not None else {}
         for name, hint_label in guided.items():
             hint = teacher_labels.get(hint_label)
-            shape = f"\n{shape_text(hint.output)}" if hint is not None else ""
+            shape = f"\n{show_shape(hint.output)}" if hint is not None else ""
             hint_node = dot.node(1, label=f"hint {distill.teacher}.{hint_label}{shape}", style="rounded,dashed", color=_HINT, fontcolor=_HINT, penwidth="2")
             regressor = dot.node(1, label=f"regressor {distill.regressor}", style="rounded,dashed", color=_HINT, shape="box")
             dot.edge(dot.ids[name], regressor, style="dashed", color=_HINT)
@@ -229,15 +226,9 @@ def to_dot(program) -> str:
 
 
 def _teacher_graph(program, alias: str) -> ir.ModelGraph | None:
-    """The imported teacher's network (for the hint layer's shape), if it lowers."""
-    spec = getattr(program, "spec", None)
-    other = spec.imports.get(alias) if spec is not None else None
-    if other is None:
-        return None
-    from .lower import lower
-
-    graph, _, errors = lower(other)
-    return graph if not errors else None
+    """The imported teacher's network (for the hint layer's shape), from the compiled import."""
+    other = getattr(program, "imports", {}).get(alias)
+    return other.graph if other is not None else None
 
 
 def dot_program() -> str | None:

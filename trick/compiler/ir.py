@@ -9,6 +9,7 @@ here: the plan says exactly what will run.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import types
 import typing
 from dataclasses import dataclass
@@ -17,6 +18,11 @@ from typing import Any, Union
 from ..dsl.diagnostics import Span
 
 Shape = tuple[int, ...]
+
+
+def show_shape(shape: Shape) -> str:
+    """A shape as messages, summaries and pictures write it: `[1, 40]`."""
+    return "[" + ", ".join(map(str, shape)) + "]"
 
 
 # ---- the network --------------------------------------------------------------------------------
@@ -34,7 +40,8 @@ class Layer:
     params: int  # trainable parameters (of the body too)
     span: Span
     label: str | None = None  # the label of the line whose output this layer gives
-    body: tuple["Layer", ...] = ()
+    body: tuple[Layer, ...] = ()
+    role: str | None = None  # from the registry: weights, norm, activation, noise, reshape, structure
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,56 @@ class ModelGraph:
 
     def labels(self) -> dict[str, Layer]:
         return {layer.label: layer for layer in self.all_layers() if layer.label}
+
+    def transferred(self, layers: int | None, labels: tuple[str, ...] | None) -> list[Layer]:
+        """The layers `transfer` copies: the first K weight layers with the norms that follow
+        each, or the parameterized layers of the labelled lines."""
+        trunk = list(self.layers)
+        if labels is not None:
+            found: list[Layer] = []
+            for label in labels:
+                end = next((i for i, layer in enumerate(trunk) if layer.label == label), None)
+                if end is None:
+                    continue
+                start = end
+                while start > 0 and trunk[start - 1].span.line == trunk[end].span.line and trunk[start - 1].label is None:
+                    start -= 1
+                found += [layer for layer in trunk[start : end + 1] if layer.params]
+            return found
+        found, count = [], 0
+        for layer in trunk:
+            if layer.role == "weights":
+                count += 1
+                if count > (layers or 0):
+                    break
+                found.append(layer)
+            elif layer.role == "norm" and count and layer.params:
+                found.append(layer)
+        return found
+
+
+def regressor_shape(guided: Shape, hint: Shape, kind: str) -> tuple[int, int] | str:
+    """The FitNets regressor r for guided -> hint: (kernel size, output channels) of a conv,
+    (inputs, outputs) of a dense layer; or why it cannot be built."""
+    if kind == "dense":
+        return _prod(guided), _prod(hint)
+    if kind != "conv":
+        return f"no regressor '{kind}'; use 'regressor conv' or 'regressor dense'"
+    if len(guided) != len(hint) or len(guided) not in (2, 3):
+        return f"a conv regressor needs the guided layer {show_shape(guided)} and the hint {show_shape(hint)} to be both sequences or both images; use 'regressor dense'"
+    if guided[1:] != hint[1:] and len(set(g - h for g, h in zip(guided[1:], hint[1:]))) != 1:
+        return f"a conv regressor cannot map {show_shape(guided)} to {show_shape(hint)} with a square kernel; use 'regressor dense'"
+    k = guided[1] - hint[1] + 1
+    if k < 1:
+        return f"the guided layer {show_shape(guided)} is smaller than the hint {show_shape(hint)}; a conv regressor cannot grow it; use 'regressor dense'"
+    return k, hint[0]
+
+
+def _prod(shape: Shape) -> int:
+    out = 1
+    for n in shape:
+        out *= n
+    return out
 
 
 # ---- the training plan ------------------------------------------------------------------------------
@@ -195,6 +252,8 @@ class TrainingPlan:
     curriculum: Curriculum | None
     plots: tuple[str, ...]
     imports: tuple[ImportPlan, ...]
+    batch_span: Span | None = None  # where the spec sets the batch (None: the default)
+    train_span: Span | None = None  # the train block (None: the spec has none)
 
 
 # ---- JSON ----------------------------------------------------------------------------------------------
@@ -248,3 +307,54 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     return value
+
+
+# ---- target expressions -------------------------------------------------------------------------------
+#
+# The one evaluator and the one printer of `Target.expr` trees. Plain Python over the
+# `operator` module, so that the same code computes a value on Python numbers (the compiler)
+# and elementwise on numpy arrays (the runtime, for all samples at once).
+
+_ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "%": operator.mod}
+_COMPARISONS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
+EXPR_PRECEDENCE = {**dict.fromkeys(_COMPARISONS, 1), "+": 2, "-": 2, "*": 3, "/": 3, "%": 3}
+
+
+def evaluate_expr(expr: Any, names: dict[str, Any]) -> Any:
+    """The value of a `Target.expr` tree, with `names` giving the value of each name.
+
+    Works alike on Python numbers and on numpy arrays (elementwise). A comparison gives 0 or 1:
+    an int for numbers, an integer array for arrays. An unknown name raises KeyError (with the
+    name); a division by zero raises ZeroDivisionError on Python numbers, and on arrays the
+    FloatingPointError of numpy when the caller asks for it (np.errstate(divide="raise",
+    invalid="raise")); callers turn these into errors at the target's clause.
+    """
+    if isinstance(expr, str):
+        return names[expr]
+    if not isinstance(expr, (list, tuple)):
+        return expr
+    if expr[0] == "neg":
+        return -evaluate_expr(expr[1], names)
+    op, left, right = expr[0], evaluate_expr(expr[1], names), evaluate_expr(expr[2], names)
+    if op in _COMPARISONS:
+        return _COMPARISONS[op](left, right) * 1
+    return _ARITHMETIC[op](left, right)
+
+
+def expr_text(expr: Any) -> str:
+    """A `Target.expr` tree as the spec would write it, with only the parentheses it needs."""
+
+    def text(e: Any, outer: int = 0) -> str:
+        if isinstance(e, str):
+            return e
+        if not isinstance(e, (list, tuple)):
+            return f"{e:g}" if isinstance(e, float) else str(e)
+        if e[0] == "neg":
+            return "-" + text(e[1], 3)
+        p = EXPR_PRECEDENCE[e[0]]
+        # Arithmetic is left-associative (a - b - c needs no parentheses, a - (b - c) does);
+        # comparisons do not chain, so a comparison inside one always gets them.
+        s = f"{text(e[1], p - 1 if p > 1 else p)} {e[0]} {text(e[2], p)}"
+        return f"({s})" if p <= outer else s
+
+    return text(expr)

@@ -13,7 +13,7 @@ from ..dsl import ast
 from ..dsl.diagnostics import Diagnostic, Span, TrickCheckError, TrickError
 from ..dsl.parser import parse_text
 
-_SETTING = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?=(.+)$", re.S)
+_SETTING = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?=(.+)$", re.DOTALL)
 
 
 def parse_setting(setting: str, index: int) -> tuple[str, str, str | None, ast.Clause, str]:

@@ -1,43 +1,43 @@
-"""`trick.compile(...)`: a checked, lowered spec with its model, plan, source and summary.
+"""`trick.compile(...)`: a compiled spec with its model, plan, source and summary.
 
-Compiling needs no torch; only `.model()` imports it.
+A Program is what the pipeline (pipeline.py) gives the later stages: the IR (graph and
+plan), the spec's text as written, its compiled imports, and the source lines its
+diagnostics point into. The runtime reads these and never the AST. Compiling needs no
+torch; only `.model()` imports it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..dsl import ast
-from ..dsl.diagnostics import Diagnostic, SourceLines, Span, TrickError
+from ..dsl.diagnostics import Diagnostic, SourceLines, Span
 from . import ir
-from .check import CheckedSpec, check_source
-from .lower import lower_or_raise
-
+from .ir import show_shape
 
 
 @dataclass
 class Program:
     """A compiled spec."""
 
-    spec: CheckedSpec
     graph: ir.ModelGraph
     plan: ir.TrainingPlan
     warnings: list[Diagnostic]
+    text: str  # the spec as written (a run folder keeps it as spec.trick)
+    spec_hash: str  # of the file and, recursively, everything it imports
+    imports: dict[str, Program] = field(default_factory=dict)  # compiled imports, by alias
     overrides: tuple[str, ...] = ()
+    lines: SourceLines = field(default_factory=SourceLines, repr=False)  # for the diagnostics of later stages
 
     @property
     def content_hash(self) -> str:
         """Identifies what this program trains: the spec, what it imports, and overrides."""
         import hashlib
 
-        from .lower import content_hash
-
-        spec_hash = content_hash(self.spec)  # what an import of this spec records
         if not self.overrides:
-            return spec_hash
-        return hashlib.sha256("\0".join((spec_hash, *self.overrides)).encode()).hexdigest()[:16]
+            return self.spec_hash
+        return hashlib.sha256("\0".join((self.spec_hash, *self.overrides)).encode()).hexdigest()[:16]
 
     @property
     def name(self) -> str:
@@ -59,29 +59,10 @@ class Program:
 
         return generate(self.graph, self.plan.spec_path and os.path.relpath(self.plan.spec_path))
 
-    def diagnostic_at(self, block: str, clause: str, param: str | None, message: str) -> Diagnostic:
-        """An error about a clause of this spec that only running it can find (a batch that does
-        not divide among the processes): at the clause's value, or at the block when the spec
-        leaves the clause to its default, with its source line (a `--set` one's too)."""
-        bound = self.spec.clause(block, clause)
-        program = self.spec.program
-        if bound is not None:
-            span = bound.span_of(param) if param else bound.span
-        else:
-            blocks = (i.chain[0] for i in program.items if isinstance(i, ast.Line) and len(i.chain) == 1 and i.chain[0].body is not None)
-            span = next((b.name_span for b in blocks if b.name == block), Span.point(program.file, 1, 1))
-        lines = SourceLines()
-        lines.add(program.file, program.text)
-        if self.overrides:
-            from .overrides import parse_setting
-
-            for index, setting in enumerate(self.overrides):
-                try:
-                    _, _, _, setting_clause, text = parse_setting(setting, index)
-                except TrickError:
-                    continue
-                lines.add(setting_clause.span.file, text)
-        return lines.attach(Diagnostic(span, message))
+    def diagnostic(self, span: Span | None, message: str) -> Diagnostic:
+        """An error that only running the spec can find, at `span` (or the spec's first line),
+        with its source line (a `--set` one's too)."""
+        return self.lines.attach(Diagnostic(span or Span.point(self.plan.spec_path or self.plan.spec, 1, 1), message))
 
     def plan_json(self) -> str:
         return json.dumps(ir.to_json(self.plan), indent=2) + "\n"
@@ -94,13 +75,13 @@ class Program:
     def summary(self) -> str:
         """A table of layers, labels, output shapes and parameter counts, with totals."""
         frozen = self.frozen_layers()
-        rows = [("input", "", "", _shape(self.graph.input), 0, 0)]
+        rows = [("input", "", "", show_shape(self.graph.input), 0, 0)]
 
         def add(layers, prefix="", indent=""):
             for layer in layers:
                 trainable = 0 if layer.name in frozen else layer.params
                 params = layer.params if not layer.body else sum(l.params for l in layer.body)
-                rows.append((indent + prefix + layer.name, layer.op, layer.label or "", _shape(layer.output), params, trainable))
+                rows.append((indent + prefix + layer.name, layer.op, layer.label or "", show_shape(layer.output), params, trainable))
                 add(layer.body, prefix, indent + "  ")
 
         add(self.graph.layers)
@@ -124,21 +105,6 @@ class Program:
         return "\n".join(out) + "\n"
 
 
-def _shape(shape) -> str:
-    return "[" + ", ".join(map(str, shape)) + "]"
-
-
 def transferred_layers(graph: ir.ModelGraph, transfer: ir.Transfer) -> list[str]:
     """Names of the layers `transfer` copies into this network."""
-    from .objectives import transferred
-
-    return [layer.name for layer in transferred(graph, transfer.layers, transfer.labels)]
-
-
-def compile_source(source, name: str | None = None, overrides: list[str] | None = None) -> Program:
-    """Check and lower a spec (text or path), with `--set` overrides; raise a TrickError
-    with every error."""
-    result = check_source(source, name, overrides)
-    spec = result.raise_for_errors()
-    graph, plan = lower_or_raise(spec)
-    return Program(spec, graph, plan, [d for d in result.diagnostics if d.severity == "warning"], tuple(overrides or ()))
+    return [layer.name for layer in graph.transferred(transfer.layers, transfer.labels)]

@@ -9,10 +9,12 @@ Converting an AST value checks its type and range and returns the plain Python v
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ..dsl import ast
+from ..dsl.show import show_value
 
 
 class Invalid(Exception):
@@ -25,20 +27,8 @@ class Invalid(Exception):
 
 
 def show(value: ast.Value) -> str:
-    """A value as the user wrote it, for messages."""
-    if isinstance(value, ast.Number):
-        return value.text or repr(value.value)
-    if isinstance(value, ast.String):
-        return '"' + value.value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, ast.Bool):
-        return "true" if value.value else "false"
-    if isinstance(value, ast.Ref):
-        return value.name
-    if isinstance(value, ast.List):
-        return "[" + ", ".join(show(v) for v in value.items) + "]"
-    if isinstance(value, ast.Range):
-        return f"{show(value.low)}..{show(value.high)}"
-    return str(value)
+    """A value as the user wrote it, for messages: the formatter's spelling, on one line."""
+    return show_value(value)
 
 
 def found(value: ast.Value) -> str:
@@ -290,12 +280,14 @@ class ClauseSchema:
     (`optimizer adamw lr=...`): that entry's params follow the clause's own.
     `variadic` takes any number of further positional values (`plot curves weights`).
     `body` says what a `{ }` after the clause holds: None (no body), or a block kind.
+    The fields after `connectives` are what the compiler and runtime need of the clause
+    (its shape rule, constructor, role, ...): a clause is defined in this one entry.
     """
 
     name: str
     doc: str
     params: tuple[Param, ...] = ()
-    kind: "Registry | None" = None
+    kind: Registry | None = None
     kind_default: str | None = None
     variadic: Param | None = None
     body: str | None = None
@@ -305,7 +297,21 @@ class ClauseSchema:
     usage: str | None = None  # how to write it, where the arguments do not say (`target`)
     chain: bool = False  # takes `-> NAME` after its arguments (`hint teacher.block2 -> guided`)
     connectives: tuple[str, ...] = ()  # words read for flow and skipped (`score loss of scorer`)
-    checks: tuple[Callable, ...] = field(default=(), compare=False)
+    # What the later stages know of the clause, read from this entry only:
+    role: str | None = None  # layers: weights, norm, activation, noise, reshape, structure
+    shape: Callable | None = field(default=None, compare=False)  # layers: (input shape, args, previous op) -> (output shape, parameters)
+    build: Callable | None = field(default=None, compare=False)  # layers: ir.Layer -> Ctor, the torch constructor as plain data
+    rank: tuple[int, str] | None = None  # augmentations: the rank of sample they need, and its name
+    resize: Callable | None = field(default=None, compare=False)  # augmentations: (sample shape, args) -> the shape they leave
+    check: Callable | None = field(default=None, compare=False)  # augmentations: (sample shape, args) -> [(param or None, message)]
+    plan_args: Callable | None = field(default=None, compare=False)  # the plan's arguments from the bound values (default: as bound)
+    sample: Callable | None = field(default=None, compare=False)  # data sources: args -> (sample shape, classes), when known before loading
+    runtime: str | None = None  # the key of its runtime implementation (default: the name)
+
+    @property
+    def implementation(self) -> str:
+        """The name the runtime's dispatch table knows this entry by."""
+        return self.runtime or self.name
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)

@@ -150,6 +150,10 @@ class TrickCheckError(TrickError):
     """The file parses but means something invalid: unknown names, wrong types or ranges."""
 
 
+class TrickRuntimeError(TrickError):
+    """Training cannot go on (a non-finite loss, a bad checkpoint); points at the spec."""
+
+
 def suggest(name: str, known: Iterable[str]) -> str | None:
     """The known name closest to a misspelled one, if any is close enough."""
     known = list(known)

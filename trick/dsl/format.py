@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import ast
+from .show import show_value
 
 INDENT = "    "
 MAX_WIDTH = 100
@@ -32,29 +33,12 @@ def format_text(text: str, file: str = "<string>") -> str:
     return format_program(parse_text(text, file))
 
 
-# ---- values and expressions ---------------------------------------------------------------------
-
-
-def value_text(value: ast.Value) -> str:
-    if isinstance(value, ast.Number):
-        return value.text or repr(value.value)
-    if isinstance(value, ast.String):
-        escaped = value.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-        return f'"{escaped}"'
-    if isinstance(value, ast.Bool):
-        return "true" if value.value else "false"
-    if isinstance(value, ast.Ref):
-        return value.name
-    if isinstance(value, ast.List):
-        return "[" + ", ".join(value_text(v) for v in value.items) + "]"
-    if isinstance(value, ast.Range):
-        return f"{value_text(value.low)}..{value_text(value.high)}"
-    raise TypeError(f"not a value: {value!r}")
+# ---- expressions ---------------------------------------------------------------------------------
 
 
 def expr_text(expr: ast.Expr) -> str:
     if isinstance(expr, ast.Number):
-        return expr.text or repr(expr.value)
+        return show_value(expr)
     if isinstance(expr, ast.Name):
         return expr.name
     if isinstance(expr, ast.Neg):
@@ -109,7 +93,7 @@ class _Formatter:
         if isinstance(item, ast.SpecDecl):
             self.emit(0, f"spec {item.name}", item.span.line)
         elif isinstance(item, ast.Import):
-            self.emit(0, f'import {value_text(ast.String(item.path))} as {item.alias}', item.span.line)
+            self.emit(0, f'import {show_value(ast.String(item.path))} as {item.alias}', item.span.line)
         else:
             self.statement(item, 0)
 
@@ -155,13 +139,13 @@ class _Formatter:
         return prefix + " -> ".join(self.clause_inline(c) for c in statement.chain)
 
     def clause_head(self, clause: ast.Clause) -> str:
-        parts = [clause.name] + [value_text(a) for a in clause.args]
+        parts = [clause.name] + [show_value(a) for a in clause.args]
         if clause.body is None:
-            parts += [f"{o.name}={value_text(o.value)}" for o in clause.options]
+            parts += [f"{o.name}={show_value(o.value)}" for o in clause.options]
         return " ".join(parts) + " "
 
     def clause_tail(self, clause: ast.Clause) -> str:
-        return "".join(f" {o.name}={value_text(o.value)}" for o in clause.options)
+        return "".join(f" {o.name}={show_value(o.value)}" for o in clause.options)
 
     def clause_inline(self, clause: ast.Clause) -> str:
         if clause.body is None:

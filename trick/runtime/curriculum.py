@@ -13,17 +13,35 @@ import math
 import torch
 
 from ..compiler import ir
+from .dispatch import implementation
+
+
+def _linear(progress: float, args: dict) -> float:
+    return progress
+
+
+def _root(progress: float, args: dict) -> float:
+    return math.sqrt(progress)
+
+
+def _step(progress: float, args: dict) -> float:
+    steps = args["steps"]
+    return math.floor(progress * steps) / steps
+
+
+# pacing kind -> (linear progress in [0, 1], arguments) -> paced progress
+PACINGS = {"linear": _linear, "root": _root, "step": _step}
+
+
+def pacing(pace: ir.Step):
+    return implementation(PACINGS, pace.kind, "pacing", pace.span)
 
 
 def fraction(pace: ir.Step, epoch: int) -> float:
     """The fraction of the data used in epoch `epoch` (counting from 0)."""
+    paced = pacing(pace)
     start, span = pace.args["start"], pace.args["epochs"]
-    progress = min(epoch / span, 1.0)
-    if pace.kind == "root":
-        progress = math.sqrt(progress)
-    elif pace.kind == "step":
-        steps = pace.args["steps"]
-        progress = math.floor(progress * steps) / steps
+    progress = paced(min(epoch / span, 1.0), pace.args)
     return min(1.0, start + (1.0 - start) * progress)
 
 
@@ -41,6 +59,7 @@ class Curriculum:
     """The trainer's `order` hook: indices of the easiest samples, shuffled."""
 
     def __init__(self, plan: ir.Curriculum, scores: torch.Tensor | None, rescore=None):
+        pacing(plan.pace)  # an unknown pacing fails here, before training starts
         self.plan, self.scores, self.rescore = plan, scores, rescore
         self.used: list[int] = []  # how many samples each epoch drew from (for the record)
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..compiler import ir
-from ..compiler.objectives import regressor_shape
+from ..compiler.ir import regressor_shape
 from .objectives import distillation_loss, hint_loss
 from .optim import optimizer as make_optimizer
 
@@ -23,9 +23,11 @@ def regressor(guided: tuple[int, ...], hint: tuple[int, ...], kind: str) -> nn.M
     shape = regressor_shape(guided, hint, kind)
     if kind == "dense":
         return nn.Sequential(nn.Flatten(), nn.Linear(*shape), nn.Unflatten(1, hint))
-    kernel, channels = shape
-    conv = nn.Conv1d if len(guided) == 2 else nn.Conv2d
-    return conv(guided[0], channels, kernel)
+    if kind == "conv":
+        kernel, channels = shape
+        conv = nn.Conv1d if len(guided) == 2 else nn.Conv2d
+        return conv(guided[0], channels, kernel)
+    raise ValueError(f"no regressor '{kind}' (the checker admits conv and dense)")
 
 
 def train_hints(trainer, teacher, plan: ir.TrainingPlan, normalizer, progress=None) -> list[dict]:

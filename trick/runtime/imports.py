@@ -1,8 +1,8 @@
-"""Imports that train: the run of an imported spec, trained first when it has none.
+"""Imports that train: the finished run of an imported spec, and its model.
 
 A finished run of an imported spec is reused while the spec file and everything it imports
-are unchanged (their content hash is in the run's summary.json); otherwise the imported spec
-is trained first, into runs/<spec>/<n> as if `trickc run` had been called on it.
+are unchanged (their content hash is in the run's summary.json); the driver (trick/driver.py)
+trains the imported spec first when it has none.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 
-from ..compiler import ir
 from . import checkpoint as ckpt
 from .data import Normalizer
 
@@ -52,35 +51,13 @@ def finished_run(runs: Path, spec: str, content_hash: str) -> Path | None:
     return None
 
 
-def ensure_trained(imp: ir.ImportPlan, runs: Path, device: str | None, stream) -> Path:
-    """The run folder of a finished run of the imported spec, training it first if needed."""
-    from ..compiler.program import compile_source
-    from .run import execute
-
-    found = finished_run(runs, imp.name, imp.content_hash)
-    if found is not None:
-        _say(stream, f"using {found} for '{imp.alias}' ({imp.name}, unchanged since that run)")
-        return found
-    _say(stream, f"'{imp.alias}' ({imp.name}) has no finished run of its current version; training it first")
-    result = execute(compile_source(imp.path), None, device=device, stream=stream, runs=runs)
-    _say(stream, f"trained '{imp.alias}' in {result.run_dir}; back to the spec that imports it")
-    return result.run_dir
-
-
-def load_imported(imp: ir.ImportPlan, run_dir: Path, device: torch.device) -> ImportedRun:
-    """The imported spec's model with its best weights, frozen, in eval mode."""
-    from ..compiler.program import compile_source
-
-    program = compile_source(imp.path)
+def load_imported(alias: str, program, run_dir: Path, device: torch.device) -> ImportedRun:
+    """The imported spec's model (its compiled program, from the importing one) with its
+    best weights, frozen, in eval mode."""
     best = ckpt.load(run_dir / "best.pt")
     model = program.model()
     model.load_state_dict(best["model"])
     model.to(device).eval().requires_grad_(False)
     normalizer = Normalizer()
     normalizer.load_state_dict(best["normalizer"])
-    return ImportedRun(imp.alias, program, run_dir, model, normalizer)
-
-
-def _say(stream, text: str) -> None:
-    if stream is not None:
-        print(text, file=stream, flush=True)
+    return ImportedRun(alias, program, run_dir, model, normalizer)

@@ -59,12 +59,13 @@ def check_batch(program, processes: int) -> None:
         return
     lower, upper = batch - batch % processes, batch - batch % processes + processes
     choices = f"{lower} or {upper}" if lower > 0 else f"{upper}"
-    default = " (the default)" if program.spec.clause("train", "batch") is None else ""
+    plan = program.plan
+    default = " (the default)" if plan.batch_span is None else ""
     message = (
         f"batch {batch}{default} does not divide among {processes} processes: the batch is the global batch, split evenly "
         f"across the processes; choose a multiple of {processes} ({choices}) or another number of processes"
     )
-    raise TrickError(program.diagnostic_at("train", "batch", "size", message))
+    raise TrickError(program.diagnostic(plan.batch_span or plan.train_span, message))
 
 
 def strip_nproc(argv: Sequence[str]) -> list[str]:

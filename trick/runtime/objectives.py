@@ -11,12 +11,15 @@ conv kernels, recurrent matrices); biases and normalization parameters are left 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from ..compiler import ir
+from ..dsl.diagnostics import Span
+from .dispatch import implementation
 
 
 def smoothed_targets(labels: torch.Tensor, classes: int, smoothing: float) -> torch.Tensor:
@@ -39,12 +42,37 @@ def mse(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(outputs, F.one_hot(labels, outputs.shape[1]).to(outputs.dtype))
 
 
-def loss_function(kind: str, smoothing: float = 0.0):
-    if kind == "mse":
-        return mse
+def _cross_entropy_loss(smoothing: float):
     if smoothing == 0.0:
         return F.cross_entropy  # what cross_entropy() calls then, without the two calls around it
     return lambda logits, labels: cross_entropy(logits, labels, smoothing)
+
+
+def _mse_loss(smoothing: float):
+    return mse
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A loss kind: `make(smoothing)` gives (outputs, labels) -> loss; `classifies`: its outputs
+    are class scores at any width (otherwise only when there are several outputs)."""
+
+    make: Callable[[float], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
+    classifies: bool
+
+
+LOSSES: dict[str, Loss] = {
+    "cross_entropy": Loss(_cross_entropy_loss, classifies=True),
+    "mse": Loss(_mse_loss, classifies=False),
+}
+
+
+def loss_kind(kind: str, span: Span | None = None) -> Loss:
+    return implementation(LOSSES, kind, "loss", span)
+
+
+def loss_function(kind: str, smoothing: float = 0.0, span: Span | None = None):
+    return loss_kind(kind, span).make(smoothing)
 
 
 def penalized(model: torch.nn.Module, include: str = "weights") -> list[torch.nn.Parameter]:
@@ -52,11 +80,23 @@ def penalized(model: torch.nn.Module, include: str = "weights") -> list[torch.nn
     return [p for p in model.parameters() if p.requires_grad and (include == "all" or p.dim() >= 2)]
 
 
+def _l2(strength: float, params: list[torch.nn.Parameter]) -> torch.Tensor:
+    return 0.5 * strength * _sum((p * p).sum() for p in params)
+
+
+def _l1(strength: float, params: list[torch.nn.Parameter]) -> torch.Tensor:
+    return strength * _sum(p.abs().sum() for p in params)
+
+
+REGULARIZERS: dict[str, Callable[[float, list[torch.nn.Parameter]], torch.Tensor]] = {"l2": _l2, "l1": _l1}
+
+
 class Penalty:
     """The regularizers of a plan: `regularize l2 λ` and `regularize l1 λ`."""
 
     def __init__(self, model: torch.nn.Module, steps: tuple[ir.Step, ...]):
-        self.terms = [(s.kind, float(s.args["strength"]), penalized(model, s.args["include"])) for s in steps if s.args["strength"] > 0]
+        terms = [(implementation(REGULARIZERS, s.kind, "regularizer", s.span), s) for s in steps]  # every kind known, even at strength 0
+        self.terms = [(term, float(s.args["strength"]), penalized(model, s.args["include"])) for term, s in terms if s.args["strength"] > 0]
 
     def __bool__(self) -> bool:
         return bool(self.terms)
@@ -65,11 +105,8 @@ class Penalty:
         # Sums start from their first term, not from a zero tensor: the same value with fewer
         # operations (and autograd nodes) per step.
         total = None
-        for kind, strength, params in self.terms:
-            if kind == "l2":
-                term = 0.5 * strength * _sum((p * p).sum() for p in params)
-            else:
-                term = strength * _sum(p.abs().sum() for p in params)
+        for penalty, strength, params in self.terms:
+            term = penalty(strength, params)
             total = term if total is None else total + term
         return torch.zeros(()) if total is None else total
 

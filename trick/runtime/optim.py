@@ -7,15 +7,45 @@ import math
 import torch
 
 from ..compiler import ir
+from .dispatch import implementation
+
+
+def _sgd(groups, a: dict) -> torch.optim.Optimizer:
+    return torch.optim.SGD(groups, lr=a["lr"], momentum=a["momentum"], nesterov=a["nesterov"], weight_decay=a["weight_decay"])
+
+
+def _adam(cls):
+    def make(groups, a: dict) -> torch.optim.Optimizer:
+        return cls(groups, lr=a["lr"], betas=(a["beta1"], a["beta2"]), weight_decay=a["weight_decay"])
+
+    return make
+
+
+# optimizer kind -> (parameter groups, arguments) -> torch optimizer
+OPTIMIZERS = {"sgd": _sgd, "adam": _adam(torch.optim.Adam), "adamw": _adam(torch.optim.AdamW)}
 
 
 def optimizer(plan: ir.Step, groups) -> torch.optim.Optimizer:
     """sgd (momentum, nesterov), adam, adamw; `groups` are torch parameter groups."""
-    a = plan.args
-    if plan.kind == "sgd":
-        return torch.optim.SGD(groups, lr=a["lr"], momentum=a["momentum"], nesterov=a["nesterov"], weight_decay=a["weight_decay"])
-    cls = torch.optim.AdamW if plan.kind == "adamw" else torch.optim.Adam
-    return cls(groups, lr=a["lr"], betas=(a["beta1"], a["beta2"]), weight_decay=a["weight_decay"])
+    return implementation(OPTIMIZERS, plan.kind, "optimizer", plan.span)(groups, plan.args)
+
+
+def _constant(a: dict, t: float, base_lr: float, epochs: int, warmup: int) -> float:
+    return 1.0
+
+
+def _step(a: dict, t: float, base_lr: float, epochs: int, warmup: int) -> float:
+    return a["gamma"] ** int(t // a["every"])
+
+
+def _cosine(a: dict, t: float, base_lr: float, epochs: int, warmup: int) -> float:
+    span = max(epochs - warmup, 1e-9)
+    floor = a["min_lr"] / base_lr
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t / span, 1.0)))
+
+
+# schedule kind -> (arguments, epochs t after the warm-up, base lr, epochs, warm-up epochs) -> factor
+SCHEDULES = {"constant": _constant, "step": _step, "cosine": _cosine}
 
 
 def lr_factor(plan: ir.Step, base_lr: float, epochs: int, progress: float) -> float:
@@ -24,17 +54,11 @@ def lr_factor(plan: ir.Step, base_lr: float, epochs: int, progress: float) -> fl
     Linear warm-up over `warmup` epochs, then constant, step (γ every `every` epochs) or
     cosine annealing to `min_lr` by the last epoch.
     """
+    factor = implementation(SCHEDULES, plan.kind, "schedule", plan.span)
     warmup = plan.args.get("warmup", 0)
     if warmup and progress < warmup:
         return progress / warmup
-    t = progress - warmup
-    if plan.kind == "step":
-        return plan.args["gamma"] ** int(t // plan.args["every"])
-    if plan.kind == "cosine":
-        span = max(epochs - warmup, 1e-9)
-        floor = plan.args["min_lr"] / base_lr
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t / span, 1.0)))
-    return 1.0
+    return factor(plan.args, progress - warmup, base_lr, epochs, warmup)
 
 
 class StepLambdaLR(torch.optim.lr_scheduler.LambdaLR):
@@ -66,7 +90,7 @@ class StepLambdaLR(torch.optim.lr_scheduler.LambdaLR):
 
 def scheduler(plan: ir.Step, opt: torch.optim.Optimizer, epochs: int, steps_per_epoch: int, base_lr: float):
     """A per-step LambdaLR (its state, the step count, goes into checkpoints)."""
-    constant = plan.kind not in ("step", "cosine") and not plan.args.get("warmup", 0)
+    constant = implementation(SCHEDULES, plan.kind, "schedule", plan.span) is _constant and not plan.args.get("warmup", 0)
     return (_ConstantLR if constant else StepLambdaLR)(opt, lambda step: lr_factor(plan, base_lr, epochs, (step + 1) / steps_per_epoch))
 
 

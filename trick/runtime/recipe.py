@@ -14,6 +14,7 @@ import torch
 from ..compiler import ir
 from . import checkpoint as ckpt
 from .curriculum import Curriculum, per_sample_loss
+from .dispatch import implementation
 from .distill import distillation_objective, train_hints
 from .objectives import fgsm
 from .trainer import Hooks, supervised
@@ -44,6 +45,14 @@ def adversarial(objective, eps: float, weight: float, bounds: tuple[float, float
     return batch_loss
 
 
+def _fgsm(objective, args: dict, bounds: tuple[float, float] | None):
+    return adversarial(objective, args["eps"], args["weight"], bounds)
+
+
+# adversarial attack kind -> (objective, arguments, input bounds) -> the batch loss
+ATTACKS = {"fgsm": _fgsm}
+
+
 def hooks(plan: ir.TrainingPlan, graph: ir.ModelGraph, model: torch.nn.Module, imported: dict, splits) -> Hooks:
     result = Hooks()
     if plan.transfer is not None:
@@ -55,10 +64,38 @@ def hooks(plan: ir.TrainingPlan, graph: ir.ModelGraph, model: torch.nn.Module, i
     if plan.adversarial is not None:
         # minmax maps the training data into [0, 1]: adversarial inputs stay in that range
         bounds = (0.0, 1.0) if plan.data.normalize is not None and plan.data.normalize.kind == "minmax" else None
-        objective = adversarial(objective, plan.adversarial.args["eps"], plan.adversarial.args["weight"], bounds)
+        attack = implementation(ATTACKS, plan.adversarial.kind, "adversarial attack", plan.adversarial.span)
+        objective = attack(objective, plan.adversarial.args, bounds)
     if objective is not supervised:
         result.batch_loss = objective
     return result
+
+
+def _score_loss(trainer, curriculum: ir.Curriculum, args: dict, imported: dict, splits, x, y) -> Curriculum:
+    """The loss of a trained, imported model, computed once."""
+    scorer = imported[args["model"]]
+    scores = per_sample_loss(lambda v: scorer.model(scorer.inputs(v, splits.normalizer)), x, y)
+    return Curriculum(curriculum, scores)
+
+
+def _score_self(trainer, curriculum: ir.Curriculum, args: dict, imported: dict, splits, x, y) -> Curriculum:
+    """The model's own loss, rescored before every epoch (self-paced learning)."""
+
+    def rescore():
+        trainer.model.eval()
+        out = per_sample_loss(lambda v: trainer.outputs(v)[trainer.heads[0].target], x, y)
+        return out
+
+    return Curriculum(curriculum, None, rescore)
+
+
+def _score_column(trainer, curriculum: ir.Curriculum, args: dict, imported: dict, splits, x, y) -> Curriculum:
+    """A data column: lower is easier."""
+    return Curriculum(curriculum, splits.targets["train"][args["name"]].float())
+
+
+# difficulty score kind -> (trainer, curriculum, arguments, imported, splits, x, y) -> the order hook
+SCORERS = {"loss": _score_loss, "self": _score_self, "column": _score_column}
 
 
 def attach(trainer, plan: ir.TrainingPlan, imported: dict, splits) -> None:
@@ -66,21 +103,9 @@ def attach(trainer, plan: ir.TrainingPlan, imported: dict, splits) -> None:
     if plan.curriculum is None:
         return
     score = plan.curriculum.score
+    scorer = implementation(SCORERS, score.kind, "difficulty score", score.span)
     x, y = trainer.x["train"], trainer.y["train"][trainer.heads[0].target]
-    if score.kind == "loss":
-        scorer = imported[score.args["model"]]
-        scores = per_sample_loss(lambda v: scorer.model(scorer.inputs(v, splits.normalizer)), x, y)
-        trainer.hooks.order = Curriculum(plan.curriculum, scores)
-    elif score.kind == "self":
-
-        def rescore():
-            trainer.model.eval()
-            out = per_sample_loss(lambda v: trainer.outputs(v)[trainer.heads[0].target], x, y)
-            return out
-
-        trainer.hooks.order = Curriculum(plan.curriculum, None, rescore)
-    else:  # a data column: lower is easier
-        trainer.hooks.order = Curriculum(plan.curriculum, splits.targets["train"][score.args["name"]].float())
+    trainer.hooks.order = scorer(trainer, plan.curriculum, score.args, imported, splits, x, y)
 
 
 def hint_stage(trainer, plan: ir.TrainingPlan, imported: dict, splits, folder: Path, resume: bool, stream) -> list[dict]:

@@ -24,7 +24,6 @@ from typing import Any, TextIO
 import torch
 
 from ..compiler import ir
-from ..compiler.registry import WEIGHT_LAYERS
 
 PLOTS = ("curves", "decision_boundary", "weights")
 FILES = {"curves": "curves.png", "decision_boundary": "decision_boundary.png", "weights": "weights.png"}
@@ -178,7 +177,7 @@ def layer_weights(graph: ir.ModelGraph, model: torch.nn.Module) -> list[tuple[ir
     params = [(name.split("."), p) for name, p in model.named_parameters() if p.dim() >= 2]
     found = []
     for layer in graph.all_layers():
-        if layer.op in WEIGHT_LAYERS:
+        if layer.role == "weights":
             mine = [p.detach().float().reshape(-1).cpu() for parts, p in params if layer.name in parts]
             if mine:
                 found.append((layer, torch.cat(mine)))

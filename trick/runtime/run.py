@@ -22,15 +22,14 @@ from typing import Any, TextIO
 import torch
 
 from ..compiler import ir
-from ..compiler.build import build
-from ..dsl.diagnostics import Diagnostic, TrickUsageError
+from ..dsl.diagnostics import Diagnostic, TrickRuntimeError, TrickUsageError
 from . import checkpoint as ckpt
 from . import distributed, launch, recipe
-from .augment import tta_enabled, tta_views
 from .data import load_splits
-from .imports import ensure_trained, load_imported
+from .imports import load_imported
 from .report import write_reports
-from .trainer import Hooks, NonFiniteLoss, Trainer, TrickRuntimeError, prefixed, resolve_device
+from .trainer import Hooks, NonFiniteLoss, Trainer, prefixed, resolve_device
+from .tta import tta_enabled, tta_views
 
 RUNS = Path("runs")
 
@@ -50,7 +49,7 @@ def _fingerprint(plan: ir.TrainingPlan) -> Any:
 
     def strip(value):
         if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k != "span"}
+            return {k: strip(v) for k, v in value.items() if not k.endswith("span")}
         if isinstance(value, list):
             return [strip(v) for v in value]
         return value
@@ -114,56 +113,61 @@ def execute(
     hooks: Hooks | None = None,
     runs: Path = RUNS,
     tensorboard: bool = False,
+    imported: dict[str, Path] | None = None,
 ) -> RunResult:
     """Train a compiled program, writing its run folder; return the results as data.
 
-    Imported specs that the objectives need are trained first when they have no finished
-    run (into `runs`)."""
+    `imported` gives the run folder of every import the objectives need, by alias (the
+    driver, trick/driver.py, trains those that have none first)."""
     plan: ir.TrainingPlan = program.plan
     folder = run_folder(plan.spec, out, resume, runs)
     torch_device = resolve_device(device or plan.device)  # before anything is written
     world = distributed.join(torch_device)  # rank 0 of 1, or this process's place under torchrun / --nproc
     try:
-        return _execute(program, folder, world, resume, device, stream, hooks, runs, tensorboard)
+        return _execute(program, folder, world, resume, stream, hooks, tensorboard, imported or {})
     finally:
         # Once _execute's frame (and the DistributedDataParallel in it) is gone: tear down the
         # group this call joined while the interpreter is whole, not in its finalization.
         distributed.leave(world)
 
 
-def _execute(program, folder: Path, world: distributed.World, resume: bool, device: str | None, stream: TextIO | None, hooks: Hooks | None, runs: Path, tensorboard: bool) -> RunResult:
+def preflight(program, folder: Path, resume: bool) -> bool:
+    """Whether `folder` holds this program's finished run (nothing to resume); a usage error
+    when it cannot be used for this run. Nothing is written."""
+    summary_path, plan_path = folder / "summary.json", folder / "plan.json"
+    if resume and summary_path.is_file():
+        return True
+    if resume and plan_path.is_file() and _fingerprint(ir.from_json(ir.TrainingPlan, json.loads(plan_path.read_text()))) != _fingerprint(program.plan):
+        raise TrickUsageError(f"the spec has changed since {folder} started; start a new run instead of --resume")
+    if not resume and folder.exists() and any(folder.iterdir()):
+        raise TrickUsageError(f"{folder} already holds a run; use --resume to continue it, or choose another --out")
+    return False
+
+
+def _execute(program, folder: Path, world: distributed.World, resume: bool, stream: TextIO | None, hooks: Hooks | None, tensorboard: bool, imported_runs: dict[str, Path]) -> RunResult:
     plan: ir.TrainingPlan = program.plan
     graph: ir.ModelGraph = program.graph
     torch_device = world.device
     if not world.main:
         stream = None  # rank 0 prints and writes the run folder; the others train
     launch.check_batch(program, world.size)
-    last_path, best_path = folder / "last.pt", folder / "best.pt"
+    last_path = folder / "last.pt"
     summary_path, metrics_path, plan_path = folder / "summary.json", folder / "metrics.jsonl", folder / "plan.json"
-    if resume and summary_path.is_file():
+    if preflight(program, folder, resume):
         summary = json.loads(summary_path.read_text())
-        _say(stream, f"{folder} is already finished; nothing to resume")
+        say(stream, f"{folder} is already finished; nothing to resume")
         return RunResult(folder, summary, _read_history(metrics_path))
-    if resume and plan_path.is_file() and _fingerprint(ir.from_json(ir.TrainingPlan, json.loads(plan_path.read_text()))) != _fingerprint(plan):
-        raise TrickUsageError(f"the spec has changed since {folder} started; start a new run instead of --resume")
-    if not resume and folder.exists() and any(folder.iterdir()):
-        raise TrickUsageError(f"{folder} already holds a run; use --resume to continue it, or choose another --out")
     world.barrier()  # every process has looked at the folder before rank 0 writes into it
     if world.main:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "spec.trick").write_text(program.spec.program.text, encoding="utf-8")
+        (folder / "spec.trick").write_text(program.text, encoding="utf-8")
         plan_path.write_text(program.plan_json(), encoding="utf-8")
 
     started = time.perf_counter()
-    # Imported runs first: training one reseeds torch, so this run seeds itself after.
-    imported = {
-        imp.alias: load_imported(imp, ensure_trained(imp, Path(runs), device, stream), torch_device)
-        for imp in plan.imports
-        if imp.alias in recipe.needed_imports(plan)
-    }
+    imported = {alias: load_imported(alias, program.imports[alias], run_dir, torch_device) for alias, run_dir in imported_runs.items()}
     torch.manual_seed(plan.seed)
     splits = load_splits(plan.data, plan.seed, graph.input, regression=tuple(h.target for h in graph.heads if h.loss == "mse"))
-    model = distributed.synchronize_batchnorm(build(graph), graph, world)
+    model = distributed.synchronize_batchnorm(program.model(), graph, world)
     if hooks is None:
         hooks = recipe.hooks(plan, graph, model, imported, splits)
     trainer = Trainer(model, graph, plan, splits, torch_device, hooks, world)
@@ -177,7 +181,7 @@ def _execute(program, folder: Path, world: distributed.World, resume: bool, devi
         trainer.restore(state)
         elapsed_before = float(state.get("wall_seconds", 0.0))
         hint_records = list(state.get("hint_history", []))
-        _say(stream, f"resuming {folder} after epoch {trainer.epoch}")
+        say(stream, f"resuming {folder} after epoch {trainer.epoch}")
     elif plan.distill is not None and plan.distill.hint_epochs > 0:
         hint_records = recipe.hint_stage(trainer, plan, imported, splits, folder, resume, stream)
     if not resumed:
@@ -185,7 +189,29 @@ def _execute(program, folder: Path, world: distributed.World, resume: bool, devi
     if world.main:
         metrics_path.write_text("".join(json.dumps(r) + "\n" for r in hint_records + trainer.history))
 
-    progress = Progress(stream, plan.epochs)
+    clock = (started, elapsed_before)
+    _train_epochs(trainer, splits, folder, world, hooks, Progress(stream, plan.epochs), clock, hint_records)
+    world.barrier()  # best.pt is written before any process reads it
+    best_path = folder / "best.pt"
+    restore = plan.early_stop is not None and plan.early_stop.restore == "best" and world.agree(best_path.is_file(), f"whether {best_path} exists")
+    if restore:
+        model.load_state_dict(ckpt.load(best_path)["model"])
+    summary = _summary(program, trainer, folder, world, restore, imported, clock)
+    if not world.main:  # rank 0 writes the summary and the reports; the others return when it has
+        world.barrier()
+        return RunResult(folder, summary, list(trainer.history), model)
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_reports(folder, program, model, splits, trainer.history, summary, stream, tensorboard=tensorboard)  # curves.png, ...
+    world.barrier()
+    return RunResult(folder, summary, list(trainer.history), model)
+
+
+def _train_epochs(trainer: Trainer, splits, folder: Path, world: distributed.World, hooks: Hooks | None, progress: Progress, clock: tuple[float, float], hint_records: list[dict]) -> None:
+    """The epochs still to run: after each, best.pt (when it improved), last.pt and a line of
+    metrics.jsonl, written by rank 0."""
+    plan, model = trainer.plan, trainer.model
+    last_path, best_path, metrics_path = folder / "last.pt", folder / "best.pt", folder / "metrics.jsonl"
+    started, elapsed_before = clock
     try:
         while trainer.epoch < plan.epochs and not trainer.state.stopped_early:
             epoch_start = time.perf_counter()
@@ -218,14 +244,15 @@ def _execute(program, folder: Path, world: distributed.World, resume: bool, devi
             Diagnostic(plan.loss.span, f"the loss became {err.value} at epoch {err.epoch}, step {err.step}, and training stopped; {kept}. A smaller learning rate or clip_grad may help")
         ) from None
 
-    world.barrier()  # best.pt is written before any process reads it
-    restore = plan.early_stop is not None and plan.early_stop.restore == "best" and world.agree(best_path.is_file(), f"whether {best_path} exists")
-    if restore:
-        model.load_state_dict(ckpt.load(best_path)["model"])
+
+def _summary(program, trainer: Trainer, folder: Path, world: distributed.World, restore: bool, imported: dict, clock: tuple[float, float]) -> dict[str, Any]:
+    """The test metrics (with the restored weights) and what the run did: summary.json."""
+    plan = program.plan
     tta = tta_enabled(plan.evaluate)
     test = trainer.evaluate("test", tta=tta)
     if "accuracy" not in test and "label.accuracy" in test:  # a multi-task model's main head
         test = {"loss": test["loss"], "accuracy": test["label.accuracy"], **test}
+    started, elapsed_before = clock
     summary = {
         "spec": plan.spec,
         "run_dir": str(folder),
@@ -237,20 +264,14 @@ def _execute(program, folder: Path, world: distributed.World, resume: bool, devi
         "stopped_early": trainer.state.stopped_early,
         "final": trainer.history[-1] if trainer.history else {},
         "seed": plan.seed,
-        "device": str(torch_device),
+        "device": str(world.device),
         "content_hash": program.content_hash,
         "imports": {alias: str(run.run_dir) for alias, run in imported.items()},
         "wall_seconds": round(elapsed_before + time.perf_counter() - started, 2),
     }
     if world.size > 1:
         summary["processes"] = world.size
-    if not world.main:  # rank 0 writes the summary and the reports; the others return when it has
-        world.barrier()
-        return RunResult(folder, summary, list(trainer.history), model)
-    summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    write_reports(folder, program, model, splits, trainer.history, summary, stream, tensorboard=tensorboard)  # curves.png, ...
-    world.barrier()
-    return RunResult(folder, summary, list(trainer.history), model)
+    return summary
 
 
 def _read_history(path: Path) -> list[dict]:
@@ -259,7 +280,8 @@ def _read_history(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _say(stream, text: str) -> None:
+def say(stream, text: str) -> None:
+    """One line of progress for the user (nothing when quiet)."""
     if stream is not None:
         print(text, file=stream, flush=True)
 

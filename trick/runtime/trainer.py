@@ -24,18 +24,15 @@ import torch
 from torch import nn
 
 from ..compiler import ir
-from ..dsl.diagnostics import TrickError, TrickUsageError
+from ..dsl.diagnostics import TrickUsageError
 from . import checkpoint as ckpt
-from .augment import Augmenter, tta_logits
+from .augment import Augmenter
 from .data import Splits
 from .distributed import SINGLE, World
-from .objectives import Penalty, WeightNoise, loss_function
+from .objectives import Penalty, WeightNoise, loss_kind
 from .optim import optimizer as make_optimizer
 from .optim import scheduler as make_scheduler
-
-
-class TrickRuntimeError(TrickError):
-    """Training cannot go on (a non-finite loss, a bad checkpoint); points at the spec."""
+from .tta import tta_logits
 
 
 @dataclass
@@ -70,10 +67,16 @@ class EpochState:
 
 
 def heads_of(graph: ir.ModelGraph, plan: ir.TrainingPlan) -> list[Head]:
+    """The heads and their losses (an unknown loss is an error at the head, or at `loss`)."""
     if graph.heads:
-        return [Head(h.target, loss_function(h.loss, h.smoothing), h.weight, h.loss == "cross_entropy" or (h.classes or 1) > 1) for h in graph.heads]
+        heads = []
+        for h in graph.heads:
+            loss = loss_kind(h.loss, h.span)
+            heads.append(Head(h.target, loss.make(h.smoothing), h.weight, loss.classifies or (h.classes or 1) > 1))
+        return heads
     width = graph.output[0] if len(graph.output) == 1 else 1
-    return [Head("label", loss_function(plan.loss.kind, plan.loss.args.get("smoothing", 0.0)), 1.0, plan.loss.kind == "cross_entropy" or width > 1)]
+    loss = loss_kind(plan.loss.kind, plan.loss.span)
+    return [Head("label", loss.make(plan.loss.args.get("smoothing", 0.0)), 1.0, loss.classifies or width > 1)]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -136,11 +139,6 @@ class Trainer:
         """Each head's (unweighted) loss, in the order of `heads`."""
         return [h.loss(outputs[h.target], targets[h.target]) for h in self.heads]
 
-    def batch_loss(self, x: torch.Tensor, targets: dict[str, torch.Tensor]):
-        if self.hooks.batch_loss is not None:
-            return self.hooks.batch_loss(self, x, targets)
-        return supervised(self, x, targets)
-
     # -- one epoch --------------------------------------------------------------------------------------------
 
     def train_epoch(self, progress=None) -> dict[str, float]:
@@ -176,10 +174,6 @@ class Trainer:
         sums = sums.reduced(self.world)
         self.samples_seen = sums.n
         return sums.metrics(self.multi)
-
-    def step_backward(self, x, targets, step):
-        loss, outputs, _ = self._step(x, targets, step)
-        return loss.detach(), {k: v.detach() for k, v in outputs.items()}
 
     def _step(self, x, targets, step):
         """One step's forward and backward: (loss, outputs, each head's loss or None).

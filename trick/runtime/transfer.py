@@ -12,12 +12,11 @@ from __future__ import annotations
 from torch import nn
 
 from ..compiler import ir
-from ..compiler.objectives import transferred
 
 
 def copy_layers(model: nn.Module, graph: ir.ModelGraph, source, transfer: ir.Transfer) -> list[str]:
     """Copy the transferred layers' parameters and buffers; the names of the layers filled."""
-    pairs = list(zip(transferred(source.program.graph, transfer.layers, transfer.labels), transferred(graph, transfer.layers, transfer.labels)))
+    pairs = list(zip(source.program.graph.transferred(transfer.layers, transfer.labels), graph.transferred(transfer.layers, transfer.labels)))
     theirs = source.model.state_dict()
     mine = model.state_dict()
     for a, b in pairs:

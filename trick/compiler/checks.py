@@ -1,0 +1,247 @@
+"""Cross-field checks: small registered functions, each with a one-line docstring.
+
+Each takes the checker (`ctx`), which offers the checked spec (`ctx.spec`), the parsed program
+(`ctx.program`), `ctx.error(span, message, suggestion)`, `ctx.warning(span, message)` and
+`ctx.import_ref(bound, param)` (the checked import a clause names, reporting a missing one).
+They run in the order they are registered, after every clause's arguments are bound.
+`trickc check` runs them: no torch, no numpy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from ..dsl import ast
+from ..dsl.diagnostics import did_you_mean
+from . import clauses as R
+
+METRIC_NAMES = ("loss", "accuracy")
+SPLITS = ("train", "val")
+
+CHECKS: list[Callable] = []
+
+
+def register(fn: Callable) -> Callable:
+    """Add a cross-field check (it must say what it checks in its docstring's first line)."""
+    assert fn.__doc__ and fn.__doc__.strip(), fn.__name__
+    CHECKS.append(fn)
+    return fn
+
+
+# ---- model ----------------------------------------------------------------------------------------
+
+
+@register
+def heads_name_targets(ctx) -> None:
+    """A head's target is `label` or a target defined in data."""
+    targets = ["label"] + [t.name for t in ctx.spec.targets]
+    for head in ctx.spec.heads():
+        name = head.bound.values["target"]
+        if name not in targets:
+            hint, best = did_you_mean(name, targets)
+            ctx.error(head.bound.span_of("target"), f"no target named '{name}'; define it in data with 'target {name} = ...'{hint}", best)
+
+
+# ---- data -----------------------------------------------------------------------------------------
+
+
+@register
+def data_has_a_source(ctx) -> None:
+    """The data block names a source."""
+    block = ctx.program.block("data")
+    if block is not None and ctx.spec.clause("data", "source") is None and "data" not in ctx.troubled and "source" not in ctx.program_clause_names("data"):
+        ctx.error(block.name_span, "the data block needs a source: source mnist1d, source digits, ...")
+
+
+@register
+def test_split_only_where_the_source_has_none(ctx) -> None:
+    """`test` holds out a test split only for sources without one of their own."""
+    source, test = ctx.spec.clause("data", "source"), ctx.spec.clause("data", "test")
+    if source is not None and test is not None and source.kind in R.SOURCES_WITH_TEST_SPLIT:
+        ctx.error(test.clause.name_span, f"{source.kind} has a test split of its own; remove 'test'")
+
+
+@register
+def data_file_exists(ctx) -> None:
+    """`source file` names an existing .npz or .csv file, relative to the spec."""
+    source = ctx.spec.clause("data", "source")
+    if source is None or source.kind != "file":
+        return
+    path = source.values["path"]
+    if not path.endswith((".npz", ".csv")):
+        ctx.error(source.span_of("path"), f"'{path}' is neither a .npz nor a .csv file")
+        return
+    base = os.path.dirname(ctx.loaded.path) if ctx.loaded.path is not None else os.getcwd()
+    full = os.path.join(base, path)
+    if not os.path.isfile(full):
+        ctx.error(source.span_of("path"), f"cannot find the data file '{path}' ({os.path.relpath(full)})")
+
+
+@register
+def classes_are_distinct(ctx) -> None:
+    """`classes [...]` lists each class once."""
+    classes = ctx.spec.clause("data", "classes")
+    if classes is not None:
+        labels = classes.values["labels"]
+        if len(set(labels)) != len(labels):
+            ctx.error(classes.span_of("labels"), "classes: a class is listed twice")
+
+
+# ---- train ----------------------------------------------------------------------------------------
+
+
+@register
+def early_stop_watches_a_metric(ctx) -> None:
+    """early_stop monitors a metric the run records."""
+    early = ctx.spec.clause("train", "early_stop")
+    if early is None:
+        return
+    metric = early.values["monitor"]
+    valid = [f"{s}.{m}" for s in SPLITS for m in METRIC_NAMES]
+    valid += [f"{s}.{h.bound.values['target']}.{m}" for h in ctx.spec.heads() for s in SPLITS for m in METRIC_NAMES]
+    if metric not in valid:
+        hint, best = did_you_mean(metric, valid)
+        ctx.error(early.span_of("monitor"), f"unknown metric '{metric}'{hint or '; expected one of ' + ', '.join(valid[:4]) + ', ...'}", best)
+
+
+@register
+def nesterov_needs_momentum(ctx) -> None:
+    """sgd's nesterov=true needs momentum > 0."""
+    optimizer = ctx.spec.clause("train", "optimizer")
+    if optimizer is not None and optimizer.kind == "sgd" and optimizer.values["nesterov"] and optimizer.values["momentum"] == 0:
+        ctx.error(optimizer.span_of("nesterov"), "nesterov=true needs momentum > 0")
+
+
+@register
+def loss_beside_heads(ctx) -> None:
+    """A train loss beside heads applies only to heads without loss= (a warning)."""
+    loss = ctx.spec.clause("train", "loss")
+    if loss is not None and ctx.spec.heads() and "loss" in ctx.program_clause_names("train"):
+        ctx.warning(loss.clause.name_span, "the model has heads, each with its own loss; this loss applies to heads without loss=")
+
+
+@register
+def warmup_is_shorter_than_training(ctx) -> None:
+    """The schedule's warm-up is shorter than the epochs."""
+    schedule, epochs = ctx.spec.clause("train", "schedule"), ctx.spec.clause("train", "epochs")
+    if schedule is not None and epochs is not None and schedule.values["warmup"] >= epochs.values["n"]:
+        ctx.error(schedule.span_of("warmup"), f"warmup={schedule.values['warmup']} is not shorter than the {epochs.values['n']} epochs")
+
+
+# ---- transfer -------------------------------------------------------------------------------------
+
+
+@register
+def transfer_names_its_layers(ctx) -> None:
+    """transfer copies from an import, by layers=K or labels=[...], which both specs have."""
+    spec = ctx.spec
+    transfer_from = spec.clause("transfer", "from")
+    block = ctx.program.block("transfer")
+    if block is not None and transfer_from is None and "from" not in ctx.program_clause_names("transfer"):
+        ctx.error(block.name_span, "the transfer block needs 'from NAME layers=K'")
+    if transfer_from is None:
+        return
+    other = ctx.import_ref(transfer_from, "model")
+    has_layers, has_labels = transfer_from.values["layers"] is not None, transfer_from.values["labels"] is not None
+    if has_layers == has_labels:
+        ctx.error(transfer_from.clause.name_span, "say which layers to copy: layers=K or labels=[...], one of the two")
+    if other is not None and has_labels:
+        theirs, mine = other.labels(), spec.labels()
+        for label, span in zip(transfer_from.values["labels"], _list_spans(transfer_from, "labels")):
+            if label not in theirs:
+                hint, best = did_you_mean(label, theirs)
+                ctx.error(span, f"'{other.program.name}' has no layer labelled '{label}'{hint}", best)
+            elif label not in mine:
+                ctx.error(span, f"this model has no layer labelled '{label}' to copy into")
+    if other is not None and has_layers:
+        count = _count_parameterized(other.model)
+        if transfer_from.values["layers"] > count:
+            ctx.error(transfer_from.span_of("layers"), f"'{other.program.name}' has only {count} layers with weights ({', '.join(R.WEIGHT_LAYERS)})")
+
+
+@register
+def frozen_layers_take_no_lr_scale(ctx) -> None:
+    """`freeze true` and `lr_scale` exclude each other."""
+    freeze, lr_scale = ctx.spec.clause("transfer", "freeze"), ctx.spec.clause("transfer", "lr_scale")
+    if freeze is not None and lr_scale is not None and freeze.values["value"]:
+        ctx.error(lr_scale.clause.name_span, "frozen layers do not train; use 'freeze true' or 'lr_scale', not both")
+
+
+# ---- distill --------------------------------------------------------------------------------------
+
+
+@register
+def distill_hints_name_labels(ctx) -> None:
+    """distill names an imported teacher, and each hint a teacher label and a student label."""
+    spec = ctx.spec
+    teacher_clause = spec.clause("distill", "teacher")
+    block = ctx.program.block("distill")
+    if block is not None and teacher_clause is None and "teacher" not in ctx.program_clause_names("distill"):
+        ctx.error(block.name_span, "the distill block needs 'teacher NAME'")
+    teacher = ctx.import_ref(teacher_clause, "model") if teacher_clause is not None else None
+    for hint_clause in (b for b in spec.blocks.get("distill", ()) if b.name == "hint"):
+        ref = hint_clause.values["hint"]
+        parts = ref.split(".")
+        if len(parts) != 2:
+            ctx.error(hint_clause.span_of("hint"), f"expected TEACHER.LABEL, found '{ref}'")
+        elif teacher_clause is not None and parts[0] != teacher_clause.values["model"]:
+            ctx.error(hint_clause.span_of("hint"), f"the hint comes from the teacher '{teacher_clause.values['model']}', not '{parts[0]}'")
+        elif teacher is not None and parts[1] not in teacher.labels():
+            hint, best = did_you_mean(parts[1], teacher.labels())
+            ctx.error(hint_clause.span_of("hint"), f"the teacher '{teacher.program.name}' has no layer labelled '{parts[1]}'{hint}", best)
+        if hint_clause.arrow is not None and hint_clause.arrow not in spec.labels():
+            hint, best = did_you_mean(hint_clause.arrow, spec.labels())
+            ctx.error(hint_clause.spans["->"], f"this model has no layer labelled '{hint_clause.arrow}'{hint}", best)
+
+
+# ---- curriculum -----------------------------------------------------------------------------------
+
+
+@register
+def curriculum_has_a_score(ctx) -> None:
+    """curriculum scores by an imported model's loss, its own loss, or a file's column."""
+    score = ctx.spec.clause("curriculum", "score")
+    source = ctx.spec.clause("data", "source")
+    if score is not None and score.kind == "loss":
+        ctx.import_ref(score, "model")
+    if score is not None and score.kind == "column" and source is not None and source.kind != "file":
+        ctx.error(score.span_of("name"), f"a difficulty column comes from a file source (source file \"data.npz\"), not {source.kind}")
+    block = ctx.program.block("curriculum")
+    if block is not None and score is None and "score" not in ctx.program_clause_names("curriculum"):
+        ctx.error(block.name_span, "the curriculum block needs 'score loss of NAME', 'score self' or 'score column \"NAME\"'")
+
+
+# ---- report ---------------------------------------------------------------------------------------
+
+
+@register
+def decision_boundary_needs_points(ctx) -> None:
+    """The decision_boundary plot needs an input [2]."""
+    plot = ctx.spec.clause("report", "plot")
+    inputs = [i for i in ctx.spec.model if i.bound.name == "input"]
+    shape = inputs[0].bound.values.get("shape") if inputs else None
+    if plot is not None and "decision_boundary" in plot.extra and isinstance(shape, list) and shape != [2]:
+        where = next((a.span for a in plot.clause.args if isinstance(a, ast.Ref) and a.name == "decision_boundary"), plot.clause.name_span)
+        ctx.error(where, f"decision_boundary needs points in the plane (input [2]); this model's input is [{', '.join(map(str, shape))}]")
+
+
+# ---- helpers --------------------------------------------------------------------------------------
+
+
+def _list_spans(bound, param: str):
+    option = bound.clause.option(param)
+    if option is not None and isinstance(option.value, ast.List):
+        return [item.span for item in option.value.items]
+    return [bound.span_of(param)] * len(bound.values[param])
+
+
+def _count_parameterized(items) -> int:
+    count = 0
+    for item in items:
+        if item.bound.name in R.WEIGHT_LAYERS:
+            count += 1
+        elif item.body is not None:
+            inner = _count_parameterized(item.body)
+            count += inner * (item.bound.values.get("times", 1) if item.bound.name == "repeat" else 1)
+    return count
