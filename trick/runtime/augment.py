@@ -8,9 +8,10 @@ tensors, and the work on the pixels is done by a few batched tensor operations.
 
 The steps run in spec order, with maximal runs of consecutive operations fused:
 
-- geometric operations on images (`hflip`, `crop`, `scale`, `affine`) compose into one
-  2x3 affine matrix per sample, applied with one sampling grid (F.affine_grid's values) and
-  a single `F.grid_sample` (zero padding, align_corners=False). When every composed matrix
+- geometric operations on images (`hflip`, `crop`, `scale`, `affine`, `warp`) compose into
+  one 3x3 matrix per sample (affine, or a homography once a `warp` is in the run), applied
+  with one sampling grid (F.affine_grid's values; projected, for a homography) and a single
+  `F.grid_sample` (zero padding, align_corners=False). When every composed matrix
   maps pixel centres to pixel centres (flips, whole-pixel translations, quarter turns), the
   sampling mode is `nearest`, which is then an exact pixel copy; otherwise it is `bilinear`;
 - colour operations (`color`) compose into one CxC matrix plus offset per sample, applied
@@ -36,7 +37,7 @@ from typing import Any, Callable
 import torch
 
 from ..compiler import ir
-from .augment_ops import Affine, Color, ColorState, Crop, Flip, HFlip, Noise, Op, Scale, Shift, _eye
+from .augment_ops import Affine, Color, ColorState, Crop, Flip, HFlip, Noise, Op, Scale, Shift, Warp, _eye
 from .dispatch import implementation
 from .geometry import warp
 
@@ -48,6 +49,7 @@ OPS: dict[str, type[Op]] = {
     "crop": Crop,
     "scale": Scale,
     "affine": Affine,
+    "warp": Warp,
     "color": Color,
     "noise": Noise,
 }

@@ -225,6 +225,41 @@ class Affine(Op):
         return m
 
 
+class Warp(Op):
+    """Perspective: corner k of the image, c_k, moves inward to e_k = c_k + d·u_k·((W-1)/2, (H-1)/2)
+    (u_k ~ U(0, 1)², pointing inward); the output is the input seen through the homography M with
+    M·e_k ∝ c_k, so what was at the corners appears at the moved corners (with probability p)."""
+
+    family, stage = "geometric", "image"
+
+    def draw(self, n, channels, size, g):
+        return {"warp": torch.rand(n, generator=g) < self.args["p"], "u": torch.rand(n, 4, 2, generator=g, dtype=_F64)}
+
+    def matrix(self, p, size_in, size_out):
+        h, w = size_in
+        corners = np.array([[0.0, 0.0], [w - 1.0, 0.0], [w - 1.0, h - 1.0], [0.0, h - 1.0]])
+        inward = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
+        half = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+        moved = corners + self.args["distortion"] * _np(p["u"]) * half * inward  # (B, 4, 2)
+        m = homography(moved, np.broadcast_to(corners, moved.shape))
+        m[~_np(p["warp"]).astype(bool)] = np.eye(3)
+        return m
+
+
+def homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(B, 3, 3) homographies M with M·(src_k, 1) ∝ (dst_k, 1) for the 4 point pairs of each
+    sample (B, 4, 2): the 8x8 linear system of the direct linear transform, with M[2, 2] = 1."""
+    n = src.shape[0]
+    x, y, u, v = src[..., 0], src[..., 1], dst[..., 0], dst[..., 1]
+    zero, one = np.zeros_like(x), np.ones_like(x)
+    rows_u = np.stack([x, y, one, zero, zero, zero, -u * x, -u * y], -1)  # (B, 4, 8)
+    rows_v = np.stack([zero, zero, zero, x, y, one, -v * x, -v * y], -1)
+    a = np.concatenate([rows_u, rows_v], 1)  # (B, 8, 8)
+    b = np.concatenate([u, v], 1)  # (B, 8)
+    h = np.linalg.solve(a, b[..., None])[..., 0]
+    return np.concatenate([h, np.ones((n, 1))], 1).reshape(n, 3, 3)
+
+
 class Color(Op):
     """Brightness, contrast, saturation, hue, applied in that order; each factor ~ U(range).
 

@@ -1,4 +1,6 @@
-"""Sampling images at per-sample affine maps of their pixel coordinates: one grid, one grid_sample.
+"""Sampling images at per-sample maps of their pixel coordinates: one grid, one grid_sample.
+
+The maps are affine, or projective (homographies) once a `warp` is among the geometric steps.
 
 Pixel i is centred at coordinate i and covers [i - 0.5, i + 0.5]; x is the column, y the row
 (pointing down). A matrix (B, 3, 3) maps the homogeneous pixel coordinates (x, y, 1) of the
@@ -79,6 +81,8 @@ def warp(x: torch.Tensor, m: np.ndarray, out_size: tuple[int, int], canvases=())
     """
     n, c, h, w = x.shape
     ho, wo = out_size
+    if not (_affine(m) and all(_affine(s) for s, _ in canvases)):  # a `warp` in the run
+        return _warp_projective(x, m, out_size, canvases)
     integral = is_integral(m)
     if integral and (ho, wo) == (h, w) and not canvases and (m == np.eye(3)).all():
         return x
@@ -90,4 +94,40 @@ def warp(x: torch.Tensor, m: np.ndarray, out_size: tuple[int, int], canvases=())
     out = F.grid_sample(work, grid, mode="nearest" if integral else "bilinear", padding_mode="zeros", align_corners=False)
     if keep is not None:
         out = out * keep
+    return out.to(x.dtype)
+
+
+def _affine(m: np.ndarray) -> bool:
+    """Whether every matrix's last row is (0, 0, 1): an affine map, not a homography."""
+    return bool((m[:, 2, 0] == 0).all() and (m[:, 2, 1] == 0).all() and (m[:, 2, 2] == 1).all())
+
+
+def _project(t: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 3) maps of the base points (3, P): (B, 2, P) after the division by the third
+    coordinate; a point that lands on or behind the horizon gets a coordinate far outside."""
+    points = torch.matmul(t, base)
+    w = points[:, 2:]
+    ahead = w > 0
+    xy = points[:, :2] / torch.where(ahead, w, torch.ones_like(w))
+    return torch.where(ahead, xy, torch.full_like(xy, _OUTSIDE))
+
+
+def _warp_projective(x: torch.Tensor, m: np.ndarray, out_size: tuple[int, int], canvases=()) -> torch.Tensor:
+    """`warp` for homographies: the grid is the projection T·(x, y, 1) / w of the normalized
+    output coordinates, T = (input pixels -> normalized) · m · (normalized -> output pixels);
+    a canvas keeps the output pixels whose projected point lies inside its frame."""
+    n, c, h, w = x.shape
+    ho, wo = out_size
+    to_output = _normalized_to_pixel(ho, wo)
+    work = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    maps = np.concatenate([_pixel_to_normalized(h, w) @ m @ to_output] + [_pixel_to_normalized(hc, wc) @ s @ to_output for s, (hc, wc) in canvases], 1)
+    t = torch.from_numpy(maps).to(work.device, work.dtype).view(n, -1, 3, 3)  # (B, 1 + K, 3, 3)
+    xs = (2 * torch.arange(wo, device=work.device, dtype=work.dtype) + 1) / wo - 1
+    ys = (2 * torch.arange(ho, device=work.device, dtype=work.dtype) + 1) / ho - 1
+    base = torch.stack([xs.expand(ho, wo), ys[:, None].expand(ho, wo), torch.ones(ho, wo, device=work.device, dtype=work.dtype)]).view(3, ho * wo)
+    points = _project(t.reshape(-1, 3, 3), base).view(n, -1, 2, ho * wo)  # (B, 1 + K, 2, H·W)
+    grid = points[:, 0].transpose(1, 2).reshape(n, ho, wo, 2)
+    out = F.grid_sample(work, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if canvases:
+        out = out * (points[:, 1:].abs().amax((1, 2)) <= 1).view(n, 1, ho, wo).to(out.dtype)
     return out.to(x.dtype)

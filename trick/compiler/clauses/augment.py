@@ -115,13 +115,23 @@ for schema in [
         "affine",
         "Random affine transformation of an image; a single number x means the range -x..x.",
         (
-            P("rotate", DEGREES, 0.0, "rotation in degrees"),
+            P("rotate", DEGREES, 0.0, "rotation in degrees; a positive angle turns the image counter-clockwise on screen (as torchvision's rotate)"),
             P("translate", Num(False, 0.0, 1.0), 0.0, "largest translation, as a fraction of the image size"),
             P("scale", RangeOf(POSITIVE), (1.0, 1.0), "zoom factor range"),
             P("shear", DEGREES, 0.0, "shear angle in degrees"),
         ),
         example="affine rotate=15 translate=0.1 shear=5",
         rank=IMAGES, plan_args=_affine_args, check=_affine_check,
+    ),
+    C(
+        "warp",
+        "Random perspective distortion (the lecture's 扭曲), with probability p: each corner of the image moves inward by up to `distortion` times half the image's width and height, and the image is resampled at the homography that takes the moved corners back to the corners (as torchvision's RandomPerspective); fused with the other geometric steps into one resampling.",
+        (
+            P("distortion", WEIGHT, 0.5, "largest inward move of a corner, as a fraction of half the image size (0: none)", positional=True),
+            P("p", WEIGHT, 0.5, "probability of warping an image"),
+        ),
+        example="warp 0.3 p=0.5",
+        rank=IMAGES,
     ),
 ]:
     AUGMENTATIONS.add(schema)
