@@ -3,8 +3,8 @@
 A batch of 256 RGB images of 32x32 goes through the E2 image pipeline (`tiny_images`, at 32
 pixels): hflip, crop with padding, scale, color, affine. The loop is what a per-image
 transform in a Dataset does (torchvision style): for each image, draw its parameters, flip,
-pad and slice, resize with F.interpolate and slice, apply the colour formulas, and warp with a
-one-image affine_grid/grid_sample.
+pad and slice, resize with F.interpolate and slice, apply the colour formulas (clamped to
+[0, 1], the hue through HSV, as torchvision), and warp with a one-image affine_grid/grid_sample.
 
 Both run on the CPU, on one thread by default: the figure then measures what batching buys,
 not how busy the machine's other cores are (on a loaded 2-core machine, torch's intra-op
@@ -48,6 +48,27 @@ model {{
 """
 
 
+def hue_shift(image: torch.Tensor, h: float) -> torch.Tensor:
+    """torchvision's adjust_hue on one RGB image in [0, 1]: to HSV, h shifted, back to RGB."""
+    r, gr, b = image
+    maxc, minc = image.amax(0), image.amin(0)
+    same = maxc == minc
+    cr = maxc - minc
+    sat = cr / torch.where(same, torch.ones_like(maxc), maxc)
+    div = torch.where(same, torch.ones_like(cr), cr)
+    rc, gc, bc = (maxc - r) / div, (maxc - gr) / div, (maxc - b) / div
+    hue = (maxc == r) * (bc - gc) + ((maxc == gr) & (maxc != r)) * (2.0 + rc - bc) + ((maxc != gr) & (maxc != r)) * (4.0 + gc - rc)
+    hue = torch.fmod(hue / 6.0 + 1.0 + h, 1.0)
+    i = torch.floor(hue * 6.0)
+    f = hue * 6.0 - i
+    i = i.long() % 6
+    v = maxc
+    p, q, t = (v * (1 - sat)).clamp(0, 1), (v * (1 - sat * f)).clamp(0, 1), (v * (1 - sat * (1 - f))).clamp(0, 1)
+    mask = (i == torch.arange(6)[:, None, None]).to(image.dtype)
+    channels = torch.stack([torch.stack(a) for a in ((v, q, p, p, t, v), (t, v, v, q, p, p), (p, p, t, v, v, q))])  # (3, 6, H, W)
+    return (mask[None] * channels).sum(1)
+
+
 def per_sample_loop(steps, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """The same pipeline, one image at a time."""
     args = {s.kind: s.args for s in steps}
@@ -63,25 +84,21 @@ def per_sample_loop(steps, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         top = int(torch.randint(0, padded.shape[1] - size + 1, (1,), generator=g))
         left = int(torch.randint(0, padded.shape[2] - size + 1, (1,), generator=g))
         image = padded[:, top : top + size, left : left + size]
-        # scale: random short side, resize, random crop
+        # scale: random short side, resize (half-pixel centres, as torchvision), random crop
         size, (low, high) = args["scale"]["size"], args["scale"]["short_side"]
         short = int(torch.randint(low, high + 1, (1,), generator=g))
-        resized = F.interpolate(image[None], size=(short, short), mode="bilinear", align_corners=True)[0]
+        resized = F.interpolate(image[None], size=(short, short), mode="bilinear", align_corners=False, antialias=short < image.shape[-1])[0]
         top = int(torch.randint(0, short - size + 1, (1,), generator=g))
         left = int(torch.randint(0, short - size + 1, (1,), generator=g))
         image = resized[:, top : top + size, left : left + size]
-        # color: brightness, contrast, saturation, hue
+        # color: brightness, contrast, saturation (each clamped to [0, 1]), then an HSV hue shift
         c = args["color"]
         ranges = (c["brightness"], c["contrast"], c["saturation"], c["hue"])
         b, k, s, h = (lo + (hi - lo) * float(torch.rand(1, generator=g)) for lo, hi in ranges)
-        image = image * b
-        image = k * image + (1 - k) * (luma[:, None, None] * image).sum(0).mean()
-        image = s * image + (1 - s) * (luma[:, None, None] * image).sum(0, keepdim=True)
-        cos, sin = math.cos(2 * math.pi * h), math.sin(2 * math.pi * h)
-        a, d = cos + (1 - cos) / 3, (1 - cos) / 3  # rotation about the gray axis (Rodrigues)
-        e = sin / math.sqrt(3)
-        rotation = torch.tensor([[a, d - e, d + e], [d + e, a, d - e], [d - e, d + e, a]])
-        image = (rotation @ image.reshape(3, -1)).reshape(image.shape)
+        image = (image * b).clamp(0, 1)
+        image = (k * image + (1 - k) * (luma[:, None, None] * image).sum(0).mean()).clamp(0, 1)
+        image = (s * image + (1 - s) * (luma[:, None, None] * image).sum(0, keepdim=True)).clamp(0, 1)
+        image = hue_shift(image, h)
         # affine about the centre
         a = args["affine"]
         angle = math.radians(a["rotate"][0] + (a["rotate"][1] - a["rotate"][0]) * float(torch.rand(1, generator=g)))
@@ -104,8 +121,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     torch.set_num_threads(parser.parse_args().threads)
     steps = trick.compile(SPEC).plan.augment
-    engine = Augmenter(steps)
-    x = torch.randn(BATCH, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    engine = Augmenter(steps, clamp=(0.0, 1.0))  # images in [0, 1], as the trainer clamps them
+    x = torch.rand(BATCH, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(0)
     assert engine(x, g).shape == per_sample_loop(steps, x, g).shape == x.shape
     for _ in range(3):  # warm up

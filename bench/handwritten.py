@@ -25,10 +25,10 @@ class DropConnect(nn.Linear):
         super().__init__(i, o)
         self.p = p
 
-    def forward(self, x):
+    def forward(self, x):  # one mask per example (Wan et al. 2013), as trick's default
         if self.training:
-            w = self.weight * torch.empty_like(self.weight).bernoulli_(1 - self.p) / (1 - self.p)
-            return F.linear(x, w, self.bias)
+            masks = torch.empty((x.shape[0], *self.weight.shape)).bernoulli_(1 - self.p) / (1 - self.p)
+            return torch.bmm(self.weight * masks, x.unsqueeze(2)).squeeze(2) + self.bias
         return F.linear(x, self.weight, self.bias)
 
 
@@ -90,8 +90,11 @@ def smoothed_ce(logits, labels, eps):
 class Recipe:
     """One spec's training, hand-written. `epoch()` trains one epoch and evaluates val."""
 
-    def __init__(self, name: str, net: nn.Module, x, y, xv, yv, seed: int, epochs: int):
+    def __init__(self, name: str, net: nn.Module, x, y, xv, yv, seed: int, epochs: int, normalize=None):
+        # With `normalize`, x holds the raw training inputs: each batch is augmented on the
+        # data's own scale and then normalized, as trick's trainer does when a spec augments.
         self.name, self.net, self.x, self.y, self.xv, self.yv = name, net, x, y, xv, yv
+        self.normalize = normalize if normalize is not None else (lambda v: v)
         self.g = torch.Generator().manual_seed(seed)
         self.weights = [p for p in net.parameters() if p.dim() >= 2]
         if name == "mnist1d_cnn":
@@ -165,7 +168,7 @@ class Recipe:
         for idx in order.split(self.batch):
             if len(idx) < 2:
                 continue
-            xb = self.augment(self.x[idx])
+            xb = self.normalize(self.augment(self.x[idx]))
             loss, right = self.step(xb, self.y[idx])
             total += loss * len(idx)
             correct += right

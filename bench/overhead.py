@@ -73,7 +73,9 @@ def hand_side(name, program, splits, epochs):
     handwritten.copy_weights(net, compiled)
     xt, yt = splits.split("train")
     xv, yv = splits.split("val")
-    r = handwritten.Recipe(name, net, xt, yt["label"], xv, yv["label"], plan.seed, plan.epochs)
+    augments = bool(plan.augment)  # then trick augments raw batches and normalizes them; so does the hand-written loop
+    raw = splits.raw_inputs("train") if augments else xt
+    r = handwritten.Recipe(name, net, raw, yt["label"], xv, yv["label"], plan.seed, plan.epochs, normalize=splits.normalizer if augments else None)
 
     def run():
         for _ in range(epochs):

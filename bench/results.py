@@ -248,7 +248,7 @@ BATCHES = (2, 4, 16, 64)
 # wider network that can overfit (2-64-64-2, Adam at lr 0.01, 400 points): without a penalty,
 # with L1 and with L2 at 1e-4. E8 itself is drawn too.
 SPIRAL = SPECS / "spiral_l1.trick"
-_E8_PENALTY = "    regularize l1 1e-3                 # sparsity shows in the weight plot\n"
+_E8_PENALTY = "    regularize l1 1e-3  # sparsity shows in the weight plot\n"  # as specs/spiral_l1.trick writes it (trickc fmt)
 _WIDE = [("n=1000", "n=400"), ("dense 16 -> tanh\n    dense 16 -> tanh", "dense 64 -> tanh\n    dense 64 -> tanh"), ("optimizer sgd lr=0.03", "optimizer adam lr=0.01")]
 SPIRAL_VARIANTS = {
     "E8 as written (L1 1e-3)": [],
@@ -694,10 +694,11 @@ def main(argv: list[str] | None = None) -> int:
             "### The recipes with tricks\n\n"
             "The language sketch's MNIST-1D examples, as written in specs/, against the best baseline row. E1 and E5 are the recipes "
             "with tricks meant to win; E7 shows curriculum learning and FGSM with a one-layer CNN and SGD. E3 reads the last step of a "
-            "layer-normalized GRU, and with one input feature per step that layer norm is the reason it fails: the cell normalizes "
-            "its input projection W_i·x_t on its own (Ba et al.'s separate normalization), and a projection of one number is x_t times a "
-            "fixed vector, so LN(W_i·x_t) = sign(x_t)·LN(W_i) — the GRU sees only the signs of the series. The last row is the control: "
-            "E3 with torch's GRU cell and nothing else changed. (The ablation below measures each trick on its own.)\n\n" + table + "\n"
+            "layer-normalized GRU. Its cell normalizes the summed inputs of each gate group (Ba et al. 2016, LN(W_x·x_t + W_h·h_{t-1}), "
+            "the reset and update gates together, the candidate on its own); an earlier cell normalized the input projection W_x·x_t on "
+            "its own, which with one input feature per step is x_t times a fixed vector, so LN(W_x·x_t) = sign(x_t)·LN(W_x): the GRU saw "
+            "only the signs of the series and reached 21.5 %. The last row is the control: E3 with torch's GRU cell and nothing else "
+            "changed. (The ablation below measures each trick on its own.)\n\n" + table + "\n"
         )
     if "ablation" in parts:
         sections = []

@@ -252,3 +252,81 @@ def test_the_editor_tools_need_no_torch():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip().splitlines()[-1] == "0 []", result.stderr
+
+
+# ---- fuzzing the language server ---------------------------------------------------------------------
+#
+# Random texts and positions (negative ones, past the end, inside multi-unit characters) for
+# the pieces the requests use, and one session of random requests to the real server: every
+# request gets a reply (a result, or the error response the protocol prescribes), and the
+# server never logs a traceback of its own code.
+
+import os  # noqa: E402
+import random  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import trick.lsp  # noqa: E402
+from trick.lsp import check_document, formatted, lsp_range  # noqa: E402
+
+_SCALE = float(os.environ.get("TRICK_FUZZ_SCALE", "1"))
+_SPEC_TEXTS = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "specs").glob("*.trick"))]
+_ALPHABET = st.sampled_from(list("abcdefghijklmnopqrstuvwxyz_0123456789 .,=-><[]{}()\"#;:\n\t\\") + ["\u00e9", "𝜆", "\r\n", "model", "dense", "->", "head", "{ ", "}\n", "repeat 2 {"])
+_TEXTS = st.one_of(st.sampled_from(_SPEC_TEXTS + [BAD, SLOPPY, ""]), st.lists(_ALPHABET, max_size=80).map("".join), st.tuples(st.sampled_from(_SPEC_TEXTS), st.integers(0, 4000), st.lists(_ALPHABET, max_size=10).map("".join)).map(lambda t: t[0][: t[1]] + t[2] + t[0][t[1] :]))
+_POSITIONS = st.integers(-3, 200)
+
+
+@settings(max_examples=max(1, int(300 * _SCALE)), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(text=_TEXTS, line=_POSITIONS, character=_POSITIONS)
+def test_hover_and_completion_take_any_position(text, line, character):
+    found = hover_markdown(text, line, character)
+    assert found is None or (isinstance(found[0], str) and found[1] <= found[2])
+    assert all(c.label for c in completions(text, line, character))
+    scan(text, max(0, min(len(text), line * 10 + character)))
+    lines = text.split("\n")
+    if 0 <= line < len(lines):
+        assert 0 <= from_utf16(lines[line], character) <= len(lines[line])
+
+
+@settings(max_examples=max(1, int(40 * _SCALE)), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(text=_TEXTS, span=st.tuples(_POSITIONS, _POSITIONS, _POSITIONS, _POSITIONS))
+def test_diagnostics_and_formatting_take_any_text(text, span):
+    for (start_line, start, end_line, end), _ in check_document(text, "file:///tmp/fuzz/x.trick"):
+        assert 0 <= start_line <= end_line and start >= 0 and end >= 0
+    assert formatted(text, "untitled:x") is None or isinstance(formatted(text, "untitled:x"), str)
+    lines = text.split("\n")
+    assert all(v >= 0 for v in lsp_range(lines, *span))
+
+
+def test_random_requests_all_get_a_reply(client, tmp_path):
+    """A session of random requests, some with parameters the protocol forbids: each gets a
+    result or an error response, and the session ends cleanly."""
+    rng = random.Random(16)
+    client.request("initialize", {"processId": None, "rootUri": tmp_path.as_uri(), "capabilities": {}})
+    client.notify("initialized", {})
+    uris = [(tmp_path / f"doc{i}.trick").as_uri() for i in range(3)] + ["untitled:Untitled-1", "file:///nowhere/x.trick"]
+    for uri in uris[:2]:
+        client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "trick", "version": 1, "text": rng.choice(_SPEC_TEXTS)}})
+    client.notify("textDocument/didChange", {"textDocument": {"uri": uris[3], "version": 2}, "contentChanges": [{"text": "spec x\n"}]})  # never opened
+    client.notify("textDocument/didOpen", {"textDocument": {"uri": uris[0]}})  # malformed: no reply is due, and none may break the session
+    errors = 0
+    for _ in range(40):
+        method = rng.choice(["textDocument/hover", "textDocument/completion", "textDocument/formatting", "textDocument/definition"])
+        position = {"line": rng.choice([-1, 0, 1, 5, 40, 10**6, "x"]), "character": rng.choice([-2, 0, 3, 17, 10**6])}
+        params = {"textDocument": {"uri": rng.choice(uris)}, "position": position}
+        if method == "textDocument/formatting":
+            params = {"textDocument": params["textDocument"], "options": {"tabSize": 4, "insertSpaces": True}}
+        if rng.random() < 0.1:
+            params = {"position": position}  # no document at all
+        client.next_id += 1
+        client.send({"id": client.next_id, "method": method, "params": params})
+        reply = client.wait(lambda m: m.get("id") == client.next_id and "method" not in m)
+        assert ("result" in reply) != ("error" in reply), reply
+        errors += "error" in reply
+    assert errors  # some of them were refused, with an error response
+    assert client.request("shutdown", None) is None
+    client.notify("exit", None)
+    assert client.process.wait(20) == 0
+    package = str(Path(trick.lsp.__file__).parent)
+    assert not [line for line in client.log.read_text(errors="replace").splitlines() if line.strip().startswith(f'File "{package}')]

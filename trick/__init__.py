@@ -4,14 +4,22 @@
     program = trick.parse("specs/mnist1d_cnn.trick")     # the AST
     diagnostics = trick.check("specs/mnist1d_cnn.trick")  # list of Diagnostic, [] when clean
     program = trick.compile("specs/mnist1d_cnn.trick")    # .model(), .plan, .source(), .summary()
+    batch = program.augment(x_raw, seed=0)                # the training augmentation of a raw batch
 
 Importing `trick` loads neither torch nor numpy; only compiling and running a spec do.
+
+`Program.augment` lives with the compiled program, but the engine it runs is the runtime's,
+which the compiler may not import. So this module, the one part that may import both,
+installs the bridge (`_augment`, below) into trick/compiler/program.py when `trick` is
+imported, which Python does before any of its modules runs. The bridge imports the runtime
+only when called.
 """
 
 from __future__ import annotations
 
 import os
 
+from .compiler import program as _program
 from .dsl import ast
 from .dsl.diagnostics import Diagnostic, Span, TrickCheckError, TrickError, TrickImportError, TrickSyntaxError
 
@@ -66,8 +74,9 @@ def format(source: str | os.PathLike) -> str:  # noqa: A001 - mirrors `trickc fm
 
 def compile(source: str | os.PathLike):  # noqa: A001 - the verb users know from `trickc compile`
     """Check and lower a spec (text or path) into a Program: `.model()` (an nn.Module),
-    `.plan` (the TrainingPlan), `.graph` (the ModelGraph), `.source()` (PyTorch source) and
-    `.summary()` (a table of layers). Raises TrickError with every error of the spec."""
+    `.plan` (the TrainingPlan), `.graph` (the ModelGraph), `.source()` (PyTorch source),
+    `.summary()` (a table of layers) and `.augment(x, seed=0)` (the training augmentation of
+    a raw batch, as the trainer applies it). Raises TrickError with every error of the spec."""
     from .compiler.pipeline import compile_source
 
     return compile_source(source)
@@ -85,3 +94,13 @@ def run(program, out: str | os.PathLike | None = None, *, resume: bool = False, 
     if not hasattr(program, "plan"):
         program = compile(program)
     return train(program, out, resume=resume, device=device, stream=None if quiet else sys.stderr, tensorboard=tensorboard)
+
+
+def _augment(program, x, seed, generator):
+    """`Program.augment`: the runtime's Augmenter on the program's `augment` block."""
+    from .runtime.preview import augment_batch
+
+    return augment_batch(program.plan.augment, program.graph.input, x, seed=seed, generator=generator)
+
+
+_program.install_augment(_augment)

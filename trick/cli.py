@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from .dsl.diagnostics import Diagnostic, TrickError, TrickUsageError
@@ -51,10 +52,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files into the run folder (needs the tensorboard package)")
     run.set_defaults(func=cmd_run)
 
-    graph = verbs.add_parser("graph", help="draw the network (Graphviz)", description="Draw the network: layers with their output shapes, labels, residual edges, heads and distillation hints. Writes .svg or .png with Graphviz's dot when it is installed, DOT text otherwise (to the same name with .dot); without -o, prints the DOT text.")
+    graph = verbs.add_parser("graph", help="draw the network (Graphviz, else matplotlib)", description="Draw the network: layers with their output shapes, labels, residual edges, heads and distillation hints. Writes .svg or .png with Graphviz's dot when it is installed, else with matplotlib (a simpler layout), and .dot as DOT text; without -o, prints the DOT text.")
     graph.add_argument("spec", metavar="SPEC", help="a .trick file")
     graph.add_argument("-o", "--output", metavar="NET.svg|.png|.dot", help="the picture to write")
     graph.set_defaults(func=cmd_graph)
+
+    preview = verbs.add_parser("preview", help="draw training samples and their augmentation", description="Draw the first N training samples (loaded as a run loads them) next to their augmentation by the spec's augment block, as the trainer applies it: images as images, sequences as curves, 2-D points as a scatter. Without an augment block it draws the originals alone.")
+    preview.add_argument("spec", metavar="SPEC", help="a .trick file")
+    preview.add_argument("-o", "--output", default="augment.png", metavar="AUGMENT.png", help="the picture to write (.png, .svg or .pdf; default augment.png)")
+    preview.add_argument("--n", type=int, default=16, metavar="N", help="how many training samples to draw (default 16)")
+    preview.add_argument("--seed", type=int, default=0, metavar="N", help="seeds the augmentation's draws (default 0)")
+    preview.set_defaults(func=cmd_preview)
 
     lsp = verbs.add_parser("lsp", help="run the language server (for editors)", description="Speak the Language Server Protocol on standard input and output: diagnostics, hover, completion and formatting of .trick files.")
     lsp.set_defaults(func=cmd_lsp)
@@ -102,7 +110,7 @@ def cmd_check(args) -> int:
     status = EXIT_OK
     everything: list[Diagnostic] = []
     for path in args.specs:
-        diagnostics = check_source(path).diagnostics
+        diagnostics = check_source(Path(path), name=path).diagnostics  # an argument is a path, whatever its name
         everything += diagnostics
         errors = sum(d.severity == "error" for d in diagnostics)
         warnings = len(diagnostics) - errors
@@ -132,7 +140,10 @@ def cmd_fmt(args) -> int:
             text = sys.stdin.read() if path == "-" else read_source(path)
             formatted = format_program(parse_text(text, "<stdin>" if path == "-" else path))
         except TrickError as err:
-            _print_diagnostics(err.diagnostics)
+            from .dsl.imports import is_spec_name
+
+            quoted = path == "-" or is_spec_name(path)  # never the lines of a file that is not a spec
+            _print_diagnostics(err.diagnostics if quoted else [Diagnostic(d.span, d.message, d.severity, d.suggestion) for d in err.diagnostics])
             status = EXIT_ERRORS
             continue
         if path == "-":
@@ -156,7 +167,7 @@ def _compile(spec: str):
     if missing is not None:
         return missing
     try:
-        program = compile_source(spec)
+        program = compile_source(Path(spec), name=spec)
     except TrickError as err:
         _print_diagnostics(err.diagnostics)
         return EXIT_ERRORS
@@ -193,7 +204,7 @@ def cmd_run(args) -> int:
     workers = env_world_size()  # set when torchrun (or `--nproc`) started this process
     rank = env_rank() if workers else 0
     try:
-        program = compile_source(args.spec, overrides=overrides)
+        program = compile_source(Path(args.spec), name=args.spec, overrides=overrides)
         from . import driver
 
         code = driver.start_workers(program, args.nproc, args.argv)
@@ -212,8 +223,10 @@ def cmd_run(args) -> int:
         if rank == 0:
             _print_diagnostics(err.diagnostics)
         return EXIT_ERRORS
-    except KeyboardInterrupt:
-        if rank == 0:
+    except KeyboardInterrupt as err:
+        if rank == 0 and getattr(err, "checkpoint", True) is None:  # run.Interrupted: no epoch had finished
+            print("\ninterrupted before the first epoch finished; nothing was saved", file=sys.stderr)
+        elif rank == 0:
             where = f" --out {args.out}" if args.out else ""
             nproc = f" --nproc {workers}" if workers else ""
             print(f"\ninterrupted; the last finished epoch is saved. Continue with: trickc run {args.spec}{where}{nproc} --resume", file=sys.stderr)
@@ -264,7 +277,7 @@ def _tensorboard(args) -> bool:
 
 
 def cmd_graph(args) -> int:
-    from .compiler.graph import FORMATS, render, to_dot
+    from .compiler.graph import FORMATS, NoGraphviz, render, to_dot, to_picture
 
     fmt = os.path.splitext(args.output)[1].lower().lstrip(".") if args.output else None
     if fmt is not None and fmt not in FORMATS:
@@ -277,20 +290,59 @@ def cmd_graph(args) -> int:
     if args.output is None:
         sys.stdout.write(text)
         return EXIT_OK
+    how = "drawn with Graphviz's dot"
     try:
-        written = render(text, args.output)
+        try:
+            written = render(text, args.output)
+        except NoGraphviz:  # the picture asked for, drawn with matplotlib; never a file not named
+            try:
+                from .runtime.drawing import draw
+            except ImportError as err:
+                print(f"trickc: error: cannot draw {args.output}: Graphviz's dot is not installed, nor is matplotlib ({err}); install either, or write DOT text with -o {os.path.splitext(args.output)[0]}.dot", file=sys.stderr)
+                return EXIT_ERRORS
+            written = draw(to_picture(program), args.output)
+            how = "drawn with matplotlib, as Graphviz's dot is not installed; with Graphviz the layout is better"
     except OSError as err:
         print(f"trickc: error: cannot write {args.output}: {err.strerror or err}", file=sys.stderr)
         return EXIT_USAGE
     except RuntimeError as err:
         print(f"trickc: error: Graphviz's dot failed: {err}", file=sys.stderr)
         return EXIT_ERRORS
-    if fmt == "dot":
-        print(f"wrote {written} (DOT text)")
-    elif written.suffix == ".dot":
-        print(f"wrote {written} (DOT text): Graphviz's dot is not installed, so there is no {args.output}. Install Graphviz (apt install graphviz, brew install graphviz) and run again, or render it elsewhere with: dot -T{fmt} {written} -o {args.output}")
+    print(f"wrote {written} (DOT text)" if fmt == "dot" else f"wrote {written} ({how})")
+    return EXIT_OK
+
+
+PREVIEW_FORMATS = (".png", ".svg", ".pdf")
+
+
+def cmd_preview(args) -> int:
+    if args.n < 1:
+        print(f"trickc: error: --n must be at least 1, found {args.n}", file=sys.stderr)
+        return EXIT_USAGE
+    if os.path.splitext(args.output)[1].lower() not in PREVIEW_FORMATS:
+        print(f"trickc: error: cannot draw a preview as '{args.output}'; name a .png, .svg or .pdf file", file=sys.stderr)
+        return EXIT_USAGE
+    program = _compile(args.spec)
+    if isinstance(program, int):
+        return program
+    try:
+        from .runtime.preview import write_preview
+
+        drawn = write_preview(program, args.output, n=args.n, seed=args.seed)
+    except TrickUsageError as err:
+        print(f"trickc: {err.render()}", file=sys.stderr)
+        return EXIT_USAGE
+    except TrickError as err:
+        _print_diagnostics(err.diagnostics)
+        return EXIT_ERRORS
+    except OSError as err:
+        print(f"trickc: error: cannot write {args.output}: {err.strerror or err}", file=sys.stderr)
+        return EXIT_USAGE
+    fewer = f" (the training split has only {drawn.samples})" if drawn.samples < args.n else ""
+    if drawn.augmented:
+        print(f"wrote {args.output}: {drawn.samples} training {drawn.kind}{fewer}, original and augmented (seed {args.seed})")
     else:
-        print(f"wrote {written} (drawn with Graphviz's dot)")
+        print(f"{args.spec} has no augment block; wrote {args.output} with {drawn.samples} training {drawn.kind}{fewer} as they are")
     return EXIT_OK
 
 

@@ -1,7 +1,9 @@
 """The layers PyTorch lacks, each checked in tests against the lecture's formula.
 
 - DropConnect (Wan et al. 2013) for dense and conv: each weight is dropped with probability
-  p in training and the kept ones scaled by 1/(1-p), so the expected weight is W.
+  p in training and the kept ones scaled by 1/(1-p), so the expected weight is W; dense
+  draws one mask per example (as the paper and Chainer's simplified_dropconnect), conv one
+  per batch.
 - Dropout with the weight scaling inference rule: no scaling in training, the output
   multiplied by the keep probability 1-p at test.
 - Gaussian noise on hidden units, in training only.
@@ -26,22 +28,47 @@ def _drop_weights(weight: torch.Tensor, p: float) -> torch.Tensor:
 
 
 class DropConnectLinear(nn.Linear):
-    """nn.Linear whose weights (not inputs) are dropped in training; same state_dict."""
+    """nn.Linear whose weights (not inputs) are dropped in training; same state_dict.
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, p: float = 0.5):
+    `mask="example"` (the default): each example b of the batch gets its own mask M_b, so
+    y_b = ((M_b ⊙ W) x_b)/(1-p) + b, with M_b ~ Bernoulli(1-p) per weight — Wan et al.'s
+    r = a((M ⋆ W) v) with one M per example, computed as one batched product over the
+    (B, out, in) masked weights (memory B·out·in). `mask="batch"`: one mask for the whole
+    batch, a single matrix product (cheaper; the examples' noise is then correlated). The
+    bias is not masked (as in Chainer's simplified_dropconnect), and the kept weights are
+    scaled by 1/(1-p), so the expected output is the layer's own Wx + b in both modes."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, p: float = 0.5, mask: str = "example"):
         super().__init__(in_features, out_features, bias)
+        if mask not in ("example", "batch"):
+            raise ValueError(f"DropConnect mask must be 'example' or 'batch', not {mask!r}")
         self.p = p
+        self.mask = mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = _drop_weights(self.weight, self.p) if self.training and self.p > 0 else self.weight
-        return F.linear(x, weight, self.bias)
+        if not self.training or self.p == 0:
+            return F.linear(x, self.weight, self.bias)
+        if self.mask == "batch":
+            return F.linear(x, _drop_weights(self.weight, self.p), self.bias)
+        # one (out, in) mask per example: x (B, ..., in) against (B, out, in) weights; the mask
+        # is scaled in place (two B·out·in tensors live until the backward pass, not three)
+        masks = self.weight.new_empty((x.shape[0], *self.weight.shape)).bernoulli_(1.0 - self.p)
+        weights = self.weight * masks.div_(1.0 - self.p)
+        if x.dim() == 2:
+            out = torch.bmm(weights, x.unsqueeze(2)).squeeze(2)
+        else:
+            out = torch.einsum("boi,b...i->b...o", weights, x)
+        return out if self.bias is None else out + self.bias
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", p={self.p}"
+        return super().extra_repr() + f", p={self.p}" + (", mask=batch" if self.mask == "batch" else "")
 
 
 class _DropConnectConv:
-    """DropConnect on a convolution's kernel weights (mixed into nn.Conv1d / nn.Conv2d)."""
+    """DropConnect on a convolution's kernel weights (mixed into nn.Conv1d / nn.Conv2d), one
+    mask per batch: a mask per example would be B convolutions with different kernels (a
+    grouped convolution over B·out channels, B times the kernel's memory and no shared
+    im2col), far more costly than the one convolution of a batch mask."""
 
     def __init__(self, *args, p: float = 0.5, **kwargs):
         super().__init__(*args, **kwargs)
@@ -120,8 +147,12 @@ class SequenceLSTM(nn.LSTM):
 
 
 class _LayerNormCell(nn.Module):
-    """The weights of a layer-normalized recurrent cell: W_i, W_h and a layer norm on each
-    projection, initialized uniformly in ±1/√hidden as torch's own cells are."""
+    """The weights of a layer-normalized recurrent cell: W_x (input) and W_h (hidden), without
+    biases (the layer norms' β are the biases), initialized uniformly in ±1/√hidden as torch's
+    own cells are. The subclasses add the layer norms, each over the summed inputs of a group
+    of gates (Ba et al. 2016, section 3.1: LN(W_x x_t + W_h h_{t-1})): the input's projection is
+    never normalized on its own, which with one input feature would leave only its sign
+    (LN(W_x x_t) = sign(x_t)·LN(W_x))."""
 
     gates = 1
 
@@ -130,44 +161,52 @@ class _LayerNormCell(nn.Module):
         self.hidden_size = hidden_size
         self.weight_ih = nn.Parameter(torch.empty(self.gates * hidden_size, input_size))
         self.weight_hh = nn.Parameter(torch.empty(self.gates * hidden_size, hidden_size))
-        self.norm_ih = nn.LayerNorm(self.gates * hidden_size)
-        self.norm_hh = nn.LayerNorm(self.gates * hidden_size)
         bound = 1.0 / math.sqrt(hidden_size)
         nn.init.uniform_(self.weight_ih, -bound, bound)
         nn.init.uniform_(self.weight_hh, -bound, bound)
 
 
 class LayerNormGRUCell(_LayerNormCell):
-    """GRU cell with layer norm on the input and hidden projections (Ba et al. 2016):
-    r, z = σ(LN(W_i x)_{r,z} + LN(W_h h)_{r,z}); n = tanh(LN(W_i x)_n + r ⊙ LN(W_h h)_n);
-    h' = (1 - z) ⊙ n + z ⊙ h. The layer norms' β are the biases."""
+    """GRU cell with layer norm on the summed inputs of each gate group (Ba et al. 2016), the
+    reset and update gates together and the candidate on its own:
+    r, z = σ(LN_rz(W_x,rz x + W_h,rz h)); n = tanh(LN_n(W_x,n x + r ⊙ W_h,n h));
+    h' = (1 - z) ⊙ n + z ⊙ h. W_x and W_h stack the rows of r, z, n in that order (as nn.GRU);
+    LN_rz (over 2·hidden values) and LN_n (over hidden) have a gain and a bias each."""
 
     gates = 3
 
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__(input_size, hidden_size)
+        self.norm_rz = nn.LayerNorm(2 * hidden_size)
+        self.norm_n = nn.LayerNorm(hidden_size)
+
     def forward(self, x_proj: torch.Tensor, h: torch.Tensor, state=None):
-        gi = self.norm_ih(x_proj)
-        gh = self.norm_hh(F.linear(h, self.weight_hh))
-        i_r, i_z, i_n = gi.chunk(3, dim=-1)
-        h_r, h_z, h_n = gh.chunk(3, dim=-1)
-        r = torch.sigmoid(i_r + h_r)
-        z = torch.sigmoid(i_z + h_z)
-        n = torch.tanh(i_n + r * h_n)
+        """One step: `x_proj` = W_x x_t (all steps are projected at once), `h` = h_{t-1}."""
+        split = 2 * self.hidden_size
+        gh = F.linear(h, self.weight_hh)
+        r, z = torch.sigmoid(self.norm_rz(x_proj[..., :split] + gh[..., :split])).chunk(2, dim=-1)
+        n = torch.tanh(self.norm_n(x_proj[..., split:] + r * gh[..., split:]))
         h = (1 - z) * n + z * h
         return h, None
 
 
 class LayerNormLSTMCell(_LayerNormCell):
-    """LSTM cell with layer norm on the projections and on the cell state (Ba et al. 2016):
-    i, f, g, o from LN(W_i x) + LN(W_h h); c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g); h' = σ(o) ⊙ tanh(LN(c'))."""
+    """LSTM cell with layer norm on the summed inputs of its four gates (one group, as Ba et al.
+    2016 normalize them) and on the cell state: i, f, g, o = LN_g(W_x x + W_h h);
+    c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g); h' = σ(o) ⊙ tanh(LN_c(c')). W_x and W_h stack the rows
+    of i, f, g, o in that order (as nn.LSTM); LN_g (over 4·hidden values) and LN_c (over
+    hidden) have a gain and a bias each."""
 
     gates = 4
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__(input_size, hidden_size)
+        self.norm_gates = nn.LayerNorm(4 * hidden_size)
         self.norm_c = nn.LayerNorm(hidden_size)
 
     def forward(self, x_proj: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
-        gates = self.norm_ih(x_proj) + self.norm_hh(F.linear(h, self.weight_hh))
+        """One step: `x_proj` = W_x x_t, `h`, `c` = h_{t-1}, c_{t-1}."""
+        gates = self.norm_gates(x_proj + F.linear(h, self.weight_hh))
         i, f, g, o = gates.chunk(4, dim=-1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(self.norm_c(c))
@@ -208,12 +247,15 @@ class _LayerNormRNN(nn.Module):
 
 
 class LayerNormGRU(_LayerNormRNN):
-    """A (stacked, optionally bidirectional) GRU of layer-normalized cells on (B, C, L)."""
+    """A (stacked, optionally bidirectional) GRU of layer-normalized cells on (B, C, L):
+    `LayerNormGRUCell`, layer norm on the summed inputs of (r, z) and of the candidate n, never
+    on the input's projection alone (which would see only the sign of a single feature)."""
 
     cell_type = LayerNormGRUCell
 
 
 class LayerNormLSTM(_LayerNormRNN):
-    """A (stacked, optionally bidirectional) LSTM of layer-normalized cells on (B, C, L)."""
+    """A (stacked, optionally bidirectional) LSTM of layer-normalized cells on (B, C, L):
+    `LayerNormLSTMCell`, layer norm on the summed inputs of the four gates and on the cell."""
 
     cell_type = LayerNormLSTMCell

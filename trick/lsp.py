@@ -200,9 +200,9 @@ def hover_markdown(text: str, line: int, character: int) -> tuple[str, int, int]
     """The documentation of the name at (line, character) (0-based, in code points) and the
     columns it spans, or None."""
     lines = text.split("\n")
-    if line >= len(lines):
+    if not 0 <= line < len(lines) or character < 0:
         return None
-    found = _word_at(lines[line], character)
+    found = _word_at(lines[line], min(character, len(lines[line])))
     if found is None:
         return None
     start, stop = found
@@ -268,7 +268,7 @@ def _choices(t) -> list[str]:
 def completions(text: str, line: int, character: int) -> list[Completion]:
     """What may be written at (line, character): names that fit where the cursor is."""
     lines = text.split("\n")
-    if line >= len(lines):
+    if not 0 <= line < len(lines) or character < 0:
         return []
     start = min(character, len(lines[line]))
     while start > 0 and _WORD_CHARS.match(lines[line][start - 1]):
@@ -363,7 +363,8 @@ def check_document(text: str, uri: str) -> list[tuple[tuple[int, int, int, int],
     name = display_name(uri)
     lines = text.split("\n")
     found = []
-    for d in check_source(text, name, origin=path_of(uri)).diagnostics:
+    source = text if "\n" in text else text + "\n"  # always text: one line naming a file is not that file
+    for d in check_source(source, name, origin=path_of(uri)).diagnostics:
         if d.span.file == name:
             found.append((lsp_range(lines, d.span.line, d.span.column, d.span.end_line, d.span.end_column), d))
         else:
@@ -386,13 +387,50 @@ def formatted(text: str, uri: str) -> str | None:
 # ---- the server ---------------------------------------------------------------------------------------
 
 
+def _leaf_messages(error: BaseException | None) -> list[str]:
+    """The messages of the innermost exceptions of an exception group (cattrs's validation
+    errors): `Position.line should be in range [0:2147483647], but was -1.`"""
+    if error is None:
+        return []
+    inner = getattr(error, "exceptions", None)
+    if inner:
+        return [m for e in inner for m in _leaf_messages(e)]
+    if error.__cause__ is not None or error.__context__ is not None:
+        deeper = _leaf_messages(error.__cause__ or error.__context__)
+        if deeper:
+            return deeper
+    return [str(error)]
+
+
 def make_server():
     from lsprotocol import types as T
+    from pygls.exceptions import JsonRpcException
     from pygls.lsp.server import LanguageServer
+    from pygls.protocol import LanguageServerProtocol
 
     from . import __version__
 
-    server = LanguageServer("trickc", __version__, text_document_sync_kind=T.TextDocumentSyncKind.Full)
+    ignored = object()  # a message already answered while it was read
+
+    class Protocol(LanguageServerProtocol):
+        """pygls's protocol, except that a request whose parameters do not fit the protocol
+        (a negative position, a missing field) gets the error response the specification
+        asks for (InvalidParams), where pygls would drop it and leave the client waiting."""
+
+        def structure_message(self, data):
+            try:
+                return super().structure_message(data)
+            except JsonRpcException as err:
+                if isinstance(data, dict) and "id" in data and "method" in data and isinstance(data["id"], (int, str)):
+                    why = "; ".join(dict.fromkeys(_leaf_messages(err.__cause__))) or err.message
+                    self._send_response(data["id"], error=T.ResponseError(code=err.code, message=f"invalid parameters for {data['method']}: {why}"))
+                return ignored
+
+        def handle_message(self, message):
+            if message is not ignored:
+                super().handle_message(message)
+
+    server = LanguageServer("trickc", __version__, text_document_sync_kind=T.TextDocumentSyncKind.Full, protocol_cls=Protocol)
     kinds = {
         "block": T.CompletionItemKind.Module,
         "clause": T.CompletionItemKind.Keyword,
@@ -406,8 +444,15 @@ def make_server():
     def position(p: tuple[int, int]) -> T.Position:
         return T.Position(line=p[0], character=p[1])
 
+    def opened(ls, uri: str):
+        """The open document at `uri`, or None: a request about a document the client never
+        opened (or closed) gets an empty answer, never the file read from disk."""
+        return ls.workspace.text_documents.get(unquote(uri))
+
     def publish(ls, uri: str) -> None:
-        document = ls.workspace.get_text_document(uri)
+        document = opened(ls, uri)
+        if document is None:
+            return
         diagnostics = [
             T.Diagnostic(
                 range=T.Range(start=position(r[:2]), end=position(r[2:])),
@@ -436,16 +481,21 @@ def make_server():
     def did_close(ls, params: T.DidCloseTextDocumentParams) -> None:
         ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
 
-    def cursor(ls, params) -> tuple[str, int, int]:
-        document = ls.workspace.get_text_document(params.text_document.uri)
+    def cursor(ls, params) -> tuple[str, int, int] | None:
+        document = opened(ls, params.text_document.uri)
+        if document is None:
+            return None
         lines = document.source.split("\n")
         line = params.position.line
-        character = from_utf16(lines[line], params.position.character) if line < len(lines) else 0
+        character = from_utf16(lines[line], params.position.character) if 0 <= line < len(lines) else 0
         return document.source, line, character
 
     @server.feature(T.TEXT_DOCUMENT_HOVER)
     def hover(ls, params: T.HoverParams) -> T.Hover | None:
-        text, line, character = cursor(ls, params)
+        where = cursor(ls, params)
+        if where is None:
+            return None
+        text, line, character = where
         found = hover_markdown(text, line, character)
         if found is None:
             return None
@@ -456,7 +506,10 @@ def make_server():
 
     @server.feature(T.TEXT_DOCUMENT_COMPLETION, T.CompletionOptions(trigger_characters=["=", ">", "{"]))
     def completion(ls, params: T.CompletionParams) -> T.CompletionList:
-        text, line, character = cursor(ls, params)
+        where = cursor(ls, params)
+        if where is None:
+            return T.CompletionList(is_incomplete=False, items=[])
+        text, line, character = where
         items = [
             T.CompletionItem(
                 label=c.label,
@@ -471,7 +524,9 @@ def make_server():
 
     @server.feature(T.TEXT_DOCUMENT_FORMATTING)
     def formatting(ls, params: T.DocumentFormattingParams) -> list[T.TextEdit] | None:
-        document = ls.workspace.get_text_document(params.text_document.uri)
+        document = opened(ls, params.text_document.uri)
+        if document is None:
+            return None
         text = document.source
         result = formatted(text, params.text_document.uri)
         if result is None:

@@ -146,7 +146,7 @@ def test_quotes_and_backslashes_are_escaped():
 def test_without_output_it_prints_the_dot_text(capsys):
     assert main(["graph", str(ROOT / "specs" / "mnist1d_gru.trick")]) == 0
     name, nodes, _, _ = read_dot(capsys.readouterr().out)
-    assert name == "mnist1d_gru" and "gru 64 norm=layer\n[64, 40]\n13,248 params" in labels_of(nodes)
+    assert name == "mnist1d_gru" and "gru 64 norm=layer\n[64, 40]\n12,864 params" in labels_of(nodes)
 
 
 def test_dot_output(in_tmp, capsys):
@@ -155,14 +155,68 @@ def test_dot_output(in_tmp, capsys):
     read_dot((in_tmp / "net.dot").read_text())
 
 
-def test_without_graphviz_it_writes_dot_text_and_says_so(in_tmp, capsys, monkeypatch):
+def test_without_graphviz_it_draws_the_picture_with_matplotlib(in_tmp, capsys, monkeypatch):
     monkeypatch.setattr(G, "dot_program", lambda: None)
-    assert main(["graph", str(ROOT / "specs" / "mnist1d_cnn.trick"), "-o", "net.svg"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("wrote net.dot (DOT text): Graphviz's dot is not installed, so there is no net.svg.")
-    assert "dot -Tsvg net.dot -o net.svg" in out
-    assert not (in_tmp / "net.svg").exists()
-    read_dot((in_tmp / "net.dot").read_text())
+    (in_tmp / "net.dot").write_text("mine\n")  # a file that was not named stays as it was
+    assert main(["graph", str(ROOT / "specs" / "digits_multitask.trick"), "-o", "net.svg"]) == 0
+    assert capsys.readouterr().out == "wrote net.svg (drawn with matplotlib, as Graphviz's dot is not installed; with Graphviz the layout is better)\n"
+    assert (in_tmp / "net.dot").read_text() == "mine\n"
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["net.dot", "net.svg"]
+    root = ET.parse(in_tmp / "net.svg").getroot()
+    svg = "{http://www.w3.org/2000/svg}"
+    assert root.tag == f"{svg}svg"
+    texts = {t.text for t in root.iter(f"{svg}text")}
+    _, nodes, _, clusters = read_dot(G.to_dot(compile_source(ROOT / "specs" / "digits_multitask.trick")))
+    lines = {line for label in labels_of(nodes) for line in label.split("\n")}
+    assert lines | set(clusters) <= texts  # every node's text and every cluster's label
+    assert main(["graph", str(ROOT / "specs" / "mnist1d_fitnet.trick"), "-o", "net.png"]) == 0
+    from PIL import Image
+
+    with Image.open(in_tmp / "net.png") as image:
+        image.load()
+        assert image.format == "PNG"
+        width, height = image.size
+    assert height > 3 * width > 300  # 30 layers in a column
+
+
+def test_the_drawing_has_the_nodes_edges_and_clusters_of_the_dot_text():
+    from trick.runtime.drawing import layout
+
+    for path in SPECS:
+        program = compile_source(path)
+        picture = G.to_picture(program)
+        _, nodes, edges, clusters = read_dot(G.to_dot(program))
+        assert [n for n, _ in picture.nodes] == list(nodes) and [attrs for _, attrs in picture.nodes] == list(nodes.values())
+        assert picture.edges == edges and [c.label for c in picture.clusters] == clusters
+        boxes = layout(picture)
+        for a, b, attrs in picture.edges:  # every edge but a skip points down the page
+            assert attrs.get("constraint") == "false" or boxes[a][1] < boxes[b][1], (path.name, a, b)
+
+
+def test_without_graphviz_or_matplotlib_it_fails_and_writes_nothing(in_tmp, capsys, monkeypatch):
+    import builtins
+
+    monkeypatch.setattr(G, "dot_program", lambda: None)
+    real = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.endswith("drawing") or name.startswith("matplotlib"):
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    assert main(["graph", str(ROOT / "specs" / "mnist1d_cnn.trick"), "-o", "net.svg"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("trickc: error: cannot draw net.svg: Graphviz's dot is not installed, nor is matplotlib (")
+    assert err.endswith("install either, or write DOT text with -o net.dot\n")
+    assert list(in_tmp.iterdir()) == []
+
+
+def test_an_unwritable_picture_is_a_usage_error(in_tmp, capsys, monkeypatch):
+    monkeypatch.setattr(G, "dot_program", lambda: None)
+    assert main(["graph", str(ROOT / "specs" / "mnist1d_cnn.trick"), "-o", "missing/net.svg"]) == 2
+    assert capsys.readouterr().err.startswith("trickc: error: cannot write missing/net.svg: ")
+    assert list(in_tmp.iterdir()) == []
 
 
 def test_usage_and_spec_errors(in_tmp, capsys):
@@ -207,3 +261,13 @@ def test_dot_itself_accepts_every_example(tmp_path):
         done = subprocess.run(["dot", "-Tsvg"], input=G.to_dot(compile_source(path)), capture_output=True, text=True, timeout=60)
         assert done.returncode == 0 and not done.stderr, (path.name, done.stderr)
         ET.fromstring(done.stdout)
+
+
+def test_transferred_layers_inside_a_residual_block_are_marked(tmp_path):
+    base = "spec base\ndata { source digits }\nmodel {\n    input [64]\n    dense 32\n    residual { dense 32 -> relu }\n    dense 10\n}\n"
+    (tmp_path / "base.trick").write_text(base)
+    student = base.replace("spec base", 'spec student\nimport "base.trick" as base') + "transfer {\n    from base layers=2\n    freeze true\n}\n"
+    (tmp_path / "student.trick").write_text(student)
+    _, nodes, _, _ = read_dot(G.to_dot(compile_source(tmp_path / "student.trick")))
+    marked = [a["label"].split("\n")[0] for a in nodes.values() if "from base (frozen)" in a["label"]]
+    assert marked == ["dense 32", "dense 32"]

@@ -201,12 +201,12 @@ def test_layer_normalized_gru_follows_its_formula(layer):
     cell = only(model).cells[0]
     x = torch.randn(2, 3, 4)
     h = torch.zeros(2, 5)
-    ln = lambda v, norm: F.layer_norm(v, (15,), norm.weight, norm.bias)  # noqa: E731
-    for t in range(4):
-        gi, gh = ln(x[:, :, t] @ cell.weight_ih.T, cell.norm_ih), ln(h @ cell.weight_hh.T, cell.norm_hh)
-        r = torch.sigmoid(gi[:, :5] + gh[:, :5])
-        z = torch.sigmoid(gi[:, 5:10] + gh[:, 5:10])
-        n = torch.tanh(gi[:, 10:] + r * gh[:, 10:])
+    ln = lambda v, norm: F.layer_norm(v, v.shape[-1:], norm.weight, norm.bias)  # noqa: E731
+    for t in range(4):  # layer norm on the summed inputs: (r, z) together, the candidate n on its own
+        gi, gh = x[:, :, t] @ cell.weight_ih.T, h @ cell.weight_hh.T
+        rz = torch.sigmoid(ln(gi[:, :10] + gh[:, :10], cell.norm_rz))
+        r, z = rz[:, :5], rz[:, 5:]
+        n = torch.tanh(ln(gi[:, 10:] + r * gh[:, 10:], cell.norm_n))
         h = (1 - z) * n + z * h
     torch.testing.assert_close(model(x)[:, :, -1], h, **TOL)
     assert sum(p.numel() for p in model.parameters()) == graph.params
@@ -221,8 +221,7 @@ def test_layer_normalized_lstm_follows_its_formula(layer):
         h, c = torch.zeros(2, 5), torch.zeros(2, 5)
         out = {}
         for t in steps:
-            g = F.layer_norm(x[:, :, t] @ cell.weight_ih.T, (20,), cell.norm_ih.weight, cell.norm_ih.bias)
-            g = g + F.layer_norm(h @ cell.weight_hh.T, (20,), cell.norm_hh.weight, cell.norm_hh.bias)
+            g = F.layer_norm(x[:, :, t] @ cell.weight_ih.T + h @ cell.weight_hh.T, (20,), cell.norm_gates.weight, cell.norm_gates.bias)
             i, f, gg, o = g.split(5, dim=1)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
             h = torch.sigmoid(o) * torch.tanh(F.layer_norm(c, (5,), cell.norm_c.weight, cell.norm_c.bias))

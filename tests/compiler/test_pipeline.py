@@ -88,8 +88,15 @@ def test_every_registered_check_says_what_it_checks():
         assert check.__doc__.strip().count("\n") == 0, check.__name__
 
 
-def test_a_construction_failure_is_an_error_at_the_layer():
-    program = trick.compile("spec t\ndata { source digits }\nmodel {\n    input [64]\n    dense 99999999999999999999\n    dense 10\n}\n")
+def test_a_construction_failure_is_an_error_at_the_layer(monkeypatch):
+    from torch import nn
+
+    class Failing(nn.Module):
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("cannot allocate")
+
+    program = trick.compile("spec t\ndata { source digits }\nmodel {\n    input [64]\n    dense 64\n    dense 10\n}\n")
+    monkeypatch.setattr(nn, "Linear", Failing)
     with pytest.raises(trick.TrickError) as raised:
         program.model()
     d = raised.value.diagnostics[0]

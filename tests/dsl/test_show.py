@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import trick
 from trick.compiler.schema import found, show
 from trick.dsl import ast
+from trick.dsl.diagnostics import TrickSyntaxError
 from trick.dsl.format import format_text
 from trick.dsl.parser import parse_text
 from trick.dsl.show import show_value
@@ -73,7 +74,15 @@ def test_values_are_spelled_as_the_formatter_writes_them(value, text):
 
 
 def test_a_string_is_read_as_written():
-    assert parse_value(r'"a\nb\tc\"d\\e\qf"') == ast.String('a\nb\tc"d\\eqf')
+    assert parse_value(r'"a\nb\tc\"d\\ef"') == ast.String('a\nb\tc"d\\ef')
+
+
+def test_an_unknown_escape_is_an_error_naming_the_escapes():
+    with pytest.raises(TrickSyntaxError) as caught:
+        parse_value(r'"x\q.csv"')
+    (d,) = caught.value.diagnostics
+    assert d.message == r"unknown escape '\q' in a string; the escapes are \", \\, \n and \t (write \\ for a backslash)"
+    assert (d.line, d.column, d.span.end_column) == (1, 7, 9)
 
 
 def test_what_is_not_a_value_is_refused():

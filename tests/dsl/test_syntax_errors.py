@@ -14,6 +14,51 @@ def rendered(source: str) -> str:
 
 
 CASES = {
+    "block_left_open": (
+        "spec t\nmodel {\n    input [2]\n    dense 2\ntrain {\n    epochs 1\n}\n",
+        """\
+t.trick:5:1: error: expected '}' before 'train': the model block (line 2) is never closed, and a train block cannot go inside it
+    train {
+    ^~~~~""",
+    ),
+    "string_never_closed_before_a_brace": (
+        'spec t\ndata { source file "x.csv }\nmodel { input [2]; dense 2 }\n',
+        """\
+t.trick:2:20: error: this string is never closed; expected '"' before the end of the line
+    data { source file "x.csv }
+                       ^""",
+    ),
+    "string_never_closed_in_a_block": (
+        'spec t\ndata {\n    source file "x.csv }\n}\n',
+        """\
+t.trick:3:17: error: this string is never closed; expected '"' before the end of the line
+        source file "x.csv }
+                    ^""",
+    ),
+    "brace_never_closed_after_a_repair": (
+        'spec t\ndata { source file "x.csv',
+        """\
+t.trick:2:6: error: this '{' is never closed; expected '}' before the end of the file
+    data { source file "x.csv
+         ^
+t.trick:2:20: error: this string is never closed; expected '"' before the end of the line
+    data { source file "x.csv
+                       ^""",
+    ),
+    "unknown_escape": (
+        'spec t\ndata { source file "C:\\data\\x.csv" }\n',
+        """\
+t.trick:2:23: error: unknown escape '\\d' in a string; the escapes are \\", \\\\, \\n and \\t (write \\\\ for a backslash)
+    data { source file "C:\\data\\x.csv" }
+                          ^~""",
+    ),
+    "number_too_large": (
+        "spec t\nmodel { dense 1e999 }\n",
+        """\
+t.trick:2:15: error: the number 1e999 is too large; numbers in a spec are at most about 1.8e308 (the largest 64-bit float)
+    model { dense 1e999 }
+                  ^~~~~""",
+    ),
     "unclosed_block": (
         "spec t\nmodel {\n    dense 10\n",
         """\
@@ -242,3 +287,27 @@ def test_errors_survive_pickling_for_worker_processes():
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is type(error) and str(copy) == str(error)
         assert copy.diagnostics == error.diagnostics
+
+
+def test_the_block_names_are_the_registrys():
+    from trick.compiler import clauses as R
+    from trick.dsl.syntax_errors import BLOCK_NAMES
+
+    assert BLOCK_NAMES == set(R.BLOCKS.names())
+
+
+@pytest.mark.parametrize("digits", [400, 4301, 100_000])
+def test_an_integer_of_any_length_is_an_error_not_a_crash(digits):
+    (d,) = trick.check("spec t\nmodel { dense " + "7" * digits + " }\n")[:1]
+    assert (d.line, d.column) == (2, 15) and "is too large" in d.message
+
+
+def test_a_long_run_of_zeros_is_a_small_number():
+    program = parse_text("spec t\nmodel { dense " + "0" * 100_000 + "7 }\n")
+    assert program.items[1].chain[0].body[0].chain[0].args[0].value == 7
+
+
+def test_a_number_in_an_expression_beyond_the_float_range_is_an_error():
+    with pytest.raises(TrickSyntaxError) as info:
+        parse_text("spec t\ndata { target big = label * 1" + "0" * 400 + " }\n")
+    assert info.value.diagnostic.message.startswith("the number 100000000000... (401 characters) is too large")

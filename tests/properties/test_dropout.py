@@ -10,8 +10,9 @@ sum of the module's own outputs weighted by P(mask) = q^k (1 − q)^(n − k), q
 - 5. The weight scaling rule is exact for softmax regression: the renormalized geometric
   mean of the 2^n sub-networks' predictions (weighted by P(mask); for p = 0.5 the plain
   2^n-th root of the product, as the lecture writes it) is the prediction with the weights
-  scaled by the keep probability. DropConnect's expectation over weight masks is the
-  evaluation output of a dense (or conv) layer.
+  scaled by the keep probability (n ≤ 10 inputs, all 2^n masks). DropConnect's expectation
+  over weight masks (one per example for dense, one per batch for conv) is the evaluation
+  output of the layer.
 - 10. Dropout as a regularizer for logistic regression: E_ξ[ℓ(x ⊙ ξ)] − ℓ(x) is
   R(β) = ½·δ/(1 − δ)·Σᵢⱼ x²ᵢⱼ β²ⱼ pᵢ(1 − pᵢ) to second order (see the tests for what
   "approaches" means exactly).
@@ -95,8 +96,9 @@ def test_dropout_modes_scale_where_the_spec_says(compile_spec, width, batch, p, 
 # ---- 5. softmax regression: the geometric mean of the sub-networks --------------------------------------------
 
 
-@given(inputs=st.integers(1, 8), classes=st.integers(2, 5), p=probabilities, mode=modes, seed=seeds)
+@given(inputs=st.integers(1, 10), classes=st.integers(2, 5), p=probabilities, mode=modes, seed=seeds)
 @example(inputs=4, classes=3, p=0.5, mode="scale_at_test", seed=0)  # the lecture's case, p = 1/2
+@example(inputs=10, classes=4, p=0.5, mode="scale_at_test", seed=1)  # 2^10 sub-networks
 def test_weight_scaling_is_exact_for_softmax_regression(compile_spec, inputs, classes, p, mode, seed):
     gen = generator(seed)
     model = compile_spec((inputs,), f"{_dropout(p, mode)} -> dense {classes}").model(seed=seed).double()
@@ -124,28 +126,39 @@ def test_weight_scaling_is_exact_for_softmax_regression(compile_spec, inputs, cl
 
 @st.composite
 def dropconnect_layers(draw):
-    """A dense or conv layer with DropConnect and at most 8 weights."""
-    if draw(st.booleans()):
+    """A dense or conv layer with DropConnect, a batch, and the shape of the mask one forward
+    draws: (batch, units, inputs) for dense's default mask per example, the weights' shape for
+    `dropconnect_mask=batch` and for conv (one mask per batch); at most 8 mask entries."""
+    kind = draw(st.sampled_from(["example", "batch", "conv"]))
+    if kind == "example":
+        batch = draw(st.integers(1, 3))
+        inputs = draw(st.integers(1, max(1, 8 // (2 * batch)) if batch > 1 else 4))
+        units = draw(st.integers(1, max(1, 8 // (batch * inputs))))
+        return (inputs,), f"dense {units}", (units, inputs), batch, (batch, units, inputs)
+    batch = draw(st.integers(1, 3))
+    if kind == "batch":
         inputs = draw(st.integers(1, 4))
         units = draw(st.integers(1, 8 // inputs))
-        return (inputs,), f"dense {units}", (units, inputs)
+        return (inputs,), f"dense {units} dropconnect_mask=batch", (units, inputs), batch, (units, inputs)
     channels = draw(st.integers(1, 2))
     out = draw(st.integers(1, 2))
     k = draw(st.integers(1, 8 // (channels * out)))
     length = draw(st.integers(k, k + 3))
-    return (channels, length), f"conv {out} k={k}", (out, channels, k)
+    return (channels, length), f"conv {out} k={k}", (out, channels, k), batch, (out, channels, k)
 
 
-@given(layer=dropconnect_layers(), batch=st.integers(1, 3), p=probabilities, seed=seeds)
-def test_dropconnect_expectation_is_the_evaluation_layer(compile_spec, layer, batch, p, seed):
-    shape, line, weight_shape = layer
+@given(layer=dropconnect_layers(), p=probabilities, seed=seeds)
+def test_dropconnect_expectation_is_the_evaluation_layer(compile_spec, layer, p, seed):
+    shape, line, weight_shape, batch, mask_shape = layer
     model = compile_spec(shape, f"{line} dropconnect={num(p)}").model(seed=seed).double()
     (module,) = model.children()
     assert tuple(module.weight.shape) == weight_shape
     x = normal(generator(seed), batch, *shape, scale=2.0)
     expected = model.eval()(x)
-    # the masks are drawn on the weights (one per forward), not on the inputs
-    mean = _expectation(model.train(), x, weight_shape, 1.0 - p)
+    # the masks are drawn on the weights (one draw per forward), not on the inputs: one
+    # (units, inputs) mask per example for dense, one for the batch with dropconnect_mask=batch
+    # and for conv; the bias is never masked
+    mean = _expectation(model.train(), x, mask_shape, 1.0 - p)
     torch.testing.assert_close(mean, expected, **EXACT)
     # which is the layer with its own weights W (DropConnect keeps E[W ⊙ M/(1 − p)] = W)
     plain = F.linear(x, module.weight, module.bias) if len(shape) == 1 else F.conv1d(x, module.weight, module.bias)

@@ -2,7 +2,8 @@
 from .trick text.
 
 - 6. L2: one SGD step on L + ½λ‖θ‖² is θ ← (1 − ηλ)θ − η∇L; the gradient of λ‖θ‖₁ is
-  λ·sign(θ); biases (and normalization parameters) are left out unless `include=all`.
+  λ·sign(θ); biases and normalization parameters (whatever their shape) are left out
+  unless `include=all`.
 - 7. Label smoothing: the targets sum to 1, the true class keeps 1 − ε, every other class
   gets ε/(k − 1); the smoothed cross-entropy is smallest, and equal to the targets'
   entropy, where the softmax equals the targets, and its gradient is softmax − targets.
@@ -21,7 +22,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from torch import nn
 
@@ -33,19 +34,42 @@ from .support import Draws, examples, generator, normal, num, seeds
 EXACT = dict(atol=1e-10, rtol=1e-10)
 
 # Small networks with weights, biases and normalization parameters: (input shape, lines).
+# A layernorm on [C, L] or [C, H, W] has γ and β of that shape (2 or 3 dimensions, like a
+# kernel): they are normalization parameters all the same. Recurrent layers have several
+# weight matrices (and, layer-normalized, the γ of the norms inside their cells).
 NETWORKS = [
     ((3,), ["dense 4 -> batchnorm -> tanh", "dense 1"]),
     ((5,), ["dense 3 -> layernorm -> relu", "dense 2 bias=false -> tanh", "dense 1"]),
     ((2, 6), ["conv 3 k=3 -> groupnorm 3 -> relu", "flatten", "dense 1"]),
     ((2, 4, 4), ["conv 2 k=2 -> batchnorm -> relu", "avgpool global", "dense 1"]),
+    ((2, 6), ["conv 3 k=3 -> layernorm -> relu", "flatten", "dense 1"]),
+    ((2, 3, 3), ["layernorm", "residual { conv 2 k=3 pad=1 -> layernorm -> relu }", "flatten", "dense 1"]),
+    ((2, 4), ["gru 3 norm=layer -> last", "dense 1"]),
+    ((2, 4), ["lstm 2 bidirectional=true -> layernorm -> last", "dense 1"]),
+    ((3,), ["dense 4 -> tanh", "head label { dense 2 -> layernorm -> dense 1 } loss=mse"]),
 ]
 
 
 def _is_weight(model: nn.Module, name: str) -> bool:
-    """A dense or conv kernel: what the lecture calls the weights (not a bias, not γ or β)."""
+    """A dense or conv kernel, or a recurrent weight matrix: what the lecture calls the weights
+    (not a bias, not γ or β). Decided from the modules' types, independently of the graph's
+    layer roles that the implementation reads."""
+    from trick import layers
+
     owner, _, leaf = name.rpartition(".")
     module = model.get_submodule(owner)
-    return leaf == "weight" and isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d))
+    if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+        return leaf == "weight"
+    if isinstance(module, (nn.GRU, nn.LSTM)):
+        return leaf.startswith(("weight_ih_l", "weight_hh_l"))
+    if isinstance(module, layers.LayerNormGRUCell | layers.LayerNormLSTMCell):
+        return leaf in ("weight_ih", "weight_hh")
+    return False
+
+
+def _output(model, x):
+    out = model(x)
+    return out["label"] if isinstance(out, dict) else out
 
 
 def _data(gen, shape, batch=6):
@@ -56,22 +80,24 @@ def _data(gen, shape, batch=6):
 
 
 @given(net=st.sampled_from(NETWORKS), lam=st.floats(1e-4, 0.9), lr=st.floats(1e-3, 0.9), include=st.sampled_from(["weights", "all"]), seed=seeds)
+@example(net=NETWORKS[4], lam=0.5, lr=0.1, include="weights", seed=0)  # a layernorm's γ of shape [C, L] is not decayed
+@example(net=NETWORKS[6], lam=0.5, lr=0.1, include="weights", seed=0)  # nor the γ inside a layer-normalized cell
 def test_l2_sgd_step_is_weight_decay(compile_spec, net, lam, lr, include, seed):
     shape, lines = net
     program = compile_spec(shape, *lines, train=f"loss mse; optimizer sgd lr={num(lr)}; regularize l2 {num(lam)} include={include}")
     (step,) = program.plan.regularizers
     assert step.kind == "l2" and step.args["strength"] == lam and program.plan.optimizer.args["lr"] == lr
     model = program.model(seed=seed).double().train()
-    penalty = Penalty(model, program.plan.regularizers)
+    penalty = Penalty(model, program.graph, program.plan.regularizers)
     loss = loss_function(program.plan.loss.kind)
     x, y = _data(generator(seed), shape)
     params = dict(model.named_parameters())
     before = {n: p.detach().clone() for n, p in params.items()}
-    grads = dict(zip(params, torch.autograd.grad(loss(model(x), y), list(params.values()))))
+    grads = dict(zip(params, torch.autograd.grad(loss(_output(model, x), y), list(params.values()))))
 
     opt = optimizer(program.plan.optimizer, [{"params": list(params.values())}])
     opt.zero_grad()
-    (loss(model(x), y) + penalty()).backward()
+    (loss(_output(model, x), y) + penalty()).backward()
     opt.step()
     for name, p in params.items():
         decayed = include == "all" or _is_weight(model, name)
@@ -80,6 +106,7 @@ def test_l2_sgd_step_is_weight_decay(compile_spec, net, lam, lr, include, seed):
 
 
 @given(net=st.sampled_from(NETWORKS), lam=st.floats(1e-4, 0.9), include=st.sampled_from(["weights", "all"]), seed=seeds)
+@example(net=NETWORKS[5], lam=0.5, include="weights", seed=0)  # γ, β of [C, H, W] are not penalized
 def test_l1_gradient_is_lambda_sign(compile_spec, net, lam, include, seed):
     shape, lines = net
     program = compile_spec(shape, *lines, train=f"loss mse; regularize l1 {num(lam)} include={include}")
@@ -88,7 +115,7 @@ def test_l1_gradient_is_lambda_sign(compile_spec, net, lam, include, seed):
         for p in model.parameters():
             p[(torch.arange(p.numel()) % 5 == 0).view_as(p)] = 0.0
     params = dict(model.named_parameters())
-    grads = torch.autograd.grad(Penalty(model, program.plan.regularizers)(), list(params.values()), allow_unused=True)
+    grads = torch.autograd.grad(Penalty(model, program.graph, program.plan.regularizers)(), list(params.values()), allow_unused=True)
     for (name, p), g in zip(params.items(), grads):
         penalized = include == "all" or _is_weight(model, name)
         expected = lam * p.detach().sign() if penalized else torch.zeros_like(p)
@@ -216,7 +243,7 @@ def test_weight_noise_adds_eta_times_the_squared_output_gradient(compile_spec, n
     for eta in (1e-3, 1e-5):
         program = compile_spec(shape, *lines, train=f"loss mse; weight_noise std={num(math.sqrt(eta))}")
         std = program.plan.weight_noise
-        noise = WeightNoise(model, std)
+        noise = WeightNoise(model, program.graph, std)
         noisy = _expected_noisy_loss(model, noise, x, y, loss, points=2 if linear else 3)
         errors.append(abs((noisy - J) / std**2 - expected) / (grad_sq + abs(hessian_term)))
     # the lecture's J + η·E‖∇ŷ‖² (+ the curvature term for nonlinear networks), up to O(η)

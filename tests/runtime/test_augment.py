@@ -2,9 +2,11 @@
 
 Each reference below is written independently of the engine: it takes one sample and the
 parameters the engine drew for it, and applies the operation the plain way (slicing, torch.flip,
-F.interpolate, one-image affine_grid/grid_sample, the colour formulas pixel by pixel).
+F.interpolate, one-image affine_grid/grid_sample, the colour formulas pixel by pixel, colorsys
+for the hue). tests/runtime/test_augment_oracle.py compares the operations with kornia's.
 """
 
+import colorsys
 import math
 
 import pytest
@@ -146,17 +148,57 @@ def test_crop_offsets_are_uniform_over_every_position():
     assert float((counts - expected).abs().max()) < 5 * math.sqrt(expected)
 
 
-def test_scale_resizes_to_a_random_short_side_and_crops():
-    x = images(n=30, h=12, w=16)
-    out, (p,) = run((step("scale", size=12, short_side=[12, 20]),), x)
-    assert out.shape == (30, 3, 12, 12)
+def reference_scale(image, short, u_top, u_left, size):
+    """torchvision's Resize(short) (its size arithmetic; bilinear, align_corners=False,
+    antialias=True) and a crop at the drawn corner, on one image."""
+    c, h, w = image.shape
+    long_side = int(short * max(h, w) / min(h, w))  # torchvision truncates
+    hr, wr = (short, long_side) if h <= w else (long_side, short)
+    resized = image if (hr, wr) == (h, w) else F.interpolate(image[None], size=(hr, wr), mode="bilinear", align_corners=False, antialias=True)[0]
+    top = min(int(u_top * (hr - size + 1)), hr - size)
+    left = min(int(u_left * (wr - size + 1)), wr - size)
+    return resized[:, top : top + size, left : left + size]
+
+
+@pytest.mark.parametrize("h, w", [(12, 16), (12, 18), (17, 12)])
+def test_scale_that_enlarges_resizes_like_torchvision_and_crops(h, w):
+    x = images(n=30, h=h, w=w)
+    short = min(h, w)
+    out, (p,) = run((step("scale", size=short, short_side=[short, short + 8]),), x)
+    assert out.shape == (30, 3, short, short)
     for i in range(len(x)):
-        short = int(p["short"][i])
-        hr, wr = short, math.floor(16 * short / 12 + 0.5)
-        resized = F.interpolate(x[i : i + 1], size=(hr, wr), mode="bilinear", align_corners=True)[0]
-        top = min(int(p["u_top"][i] * (hr - 12 + 1)), hr - 12)
-        left = min(int(p["u_left"][i] * (wr - 12 + 1)), wr - 12)
-        torch.testing.assert_close(out[i], resized[:, top : top + 12, left : left + 12], atol=2e-5, rtol=0)
+        ref = reference_scale(x[i], int(p["short"][i]), float(p["u_top"][i]), float(p["u_left"][i]), short)
+        torch.testing.assert_close(out[i], ref, atol=2e-5, rtol=0)
+
+
+def test_scale_that_shrinks_is_antialiased_like_torchvision(monkeypatch):
+    x = images(n=30, h=24, w=30)
+    calls = []
+    original = F.interpolate
+    monkeypatch.setattr(F, "interpolate", lambda *a, **k: calls.append(k.get("antialias")) or original(*a, **k))
+    out, (p,) = run((step("scale", size=12, short_side=[12, 28]),), x)
+    assert out.shape == (30, 3, 12, 12)
+    assert calls and all(calls) and len(calls) <= len(set(p["short"].tolist()))  # one call per short side (none for L = 24)
+    monkeypatch.setattr(F, "interpolate", original)
+    for i in range(len(x)):
+        ref = reference_scale(x[i], int(p["short"][i]), float(p["u_top"][i]), float(p["u_left"][i]), 12)
+        torch.testing.assert_close(out[i], ref, atol=1e-6, rtol=0)
+
+
+def test_the_long_side_is_truncated_as_torchvision_does():
+    _, (p,) = run((step("scale", size=12, short_side=[13, 13]),), images(n=2, h=12, w=18))
+    hr, wr, _, _ = Augmenter((step("scale", size=12, short_side=[13, 13]),)).ops[0].offsets(p, (12, 18))
+    assert (hr.tolist(), wr.tolist()) == ([13.0, 13.0], [19.0, 19.0])  # 13 * 18 / 12 = 19.5: torchvision's int() gives 19
+
+
+def test_a_fused_scale_keeps_the_zeros_of_a_padded_crop_on_either_side():
+    x = images(n=32) + 3.0  # no zeros inside the images
+    for spec in ("crop 16 pad=3\nscale 16 short_side=16..24", "scale 16 short_side=16..24\ncrop 16 pad=3"):
+        steps = steps_of(spec)
+        fused, _ = run(steps, x)
+        unfused, _ = run(steps, x, fuse=False)
+        assert [len(indices) for _, indices in Augmenter(steps).stages] == [2]
+        torch.testing.assert_close(fused, unfused, atol=2e-5, rtol=0)
 
 
 def test_scale_short_sides_cover_the_range_uniformly():
@@ -211,32 +253,52 @@ def test_affine_parameters_are_uniform_in_their_ranges():
         assert abs(float(v.std()) - sd) < 0.02 * sd
 
 
-def reference_color(image, b, c, s, h):
-    """The colour formulas pixel by pixel, in float64; the hue turn by Rodrigues' vector formula."""
-    x = image.double() * b
+def reference_color(image, b, c, s, h, clamp=False):
+    """The colour formulas pixel by pixel, in float64, clamped into [0, 1] after each of the
+    first three with `clamp`; the hue by colorsys (RGB -> HSV, shift, HSV -> RGB)."""
+    bound = (lambda t: t.clamp(0, 1)) if clamp else (lambda t: t)
+    x = bound(image.double() * b)
     mean_gray = (LUMA[:, None, None] * x).sum(0).mean()
-    x = c * x + (1 - c) * mean_gray
+    x = bound(c * x + (1 - c) * mean_gray)
     gray = (LUMA[:, None, None] * x).sum(0)
-    x = s * x + (1 - s) * gray
-    v = x.reshape(3, -1).T  # pixels as RGB vectors
-    u = torch.full((3,), 1 / math.sqrt(3), dtype=torch.float64).expand_as(v)
-    a = 2 * math.pi * h
-    v = v * math.cos(a) + torch.linalg.cross(u, v) * math.sin(a) + u * (v * u).sum(1, keepdim=True) * (1 - math.cos(a))
-    return v.T.reshape(image.shape).float()
+    x = bound(s * x + (1 - s) * gray)
+    if h != 0:
+        pixels = [colorsys.hsv_to_rgb((hh + h) % 1.0, ss, vv) for hh, ss, vv in (colorsys.rgb_to_hsv(*v) for v in x.reshape(3, -1).T.tolist())]
+        x = torch.tensor(pixels, dtype=torch.float64).T.reshape(image.shape)
+    return x.float()
 
 
 def test_color_matches_its_formulas():
-    x = images(n=20).abs()
+    x = images(n=20).abs()  # positive, not in [0, 1]: nothing is clamped
     out, (p,) = run(steps_of("color brightness=0.5..1.5 contrast=0.5..1.5 saturation=0..2 hue=-0.5..0.5"), x)
     for i in range(len(x)):
         ref = reference_color(x[i], *(float(p[k][i]) for k in ("brightness", "contrast", "saturation", "hue")))
         torch.testing.assert_close(out[i], ref, atol=2e-5, rtol=1e-5)
 
 
+def test_color_on_data_in_the_unit_interval_clamps_after_each_factor():
+    x = torch.rand(20, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    steps = steps_of("color brightness=0.5..1.8 contrast=0.5..1.8 saturation=0..2 hue=-0.5..0.5")
+    aug = Augmenter(steps, clamp=(0.0, 1.0))
+    p = aug.draw(x.shape, torch.Generator().manual_seed(0))
+    out = aug.apply(x, p)
+    assert float(out.min()) >= 0 and float(out.max()) <= 1 + 1e-6
+    for i in range(len(x)):
+        ref = reference_color(x[i], *(float(p[0][k][i]) for k in ("brightness", "contrast", "saturation", "hue")), clamp=True)
+        torch.testing.assert_close(out[i], ref, atol=2e-5, rtol=0)
+
+
 def test_hue_turns_red_into_green_at_a_third_of_a_turn():
     red = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1).expand(4, 3, 2, 2).contiguous()
     out = Augmenter(steps_of("color hue=0.3333333333..0.3333333333"))(red, torch.Generator())
     torch.testing.assert_close(out, red.roll(1, dims=1), atol=1e-6, rtol=0)
+
+
+def test_hue_keeps_each_pixels_largest_and_smallest_value():
+    x = images(n=16) * 3  # any sign and size: HSV keeps max and min, only the hue turns
+    out, _ = run(steps_of("color hue=-0.5..0.5"), x)
+    torch.testing.assert_close(out.amax(1), x.amax(1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.amin(1), x.amin(1), atol=1e-5, rtol=0)
 
 
 def test_color_on_one_channel_images_uses_brightness_and_contrast():
@@ -295,15 +357,19 @@ def test_one_grid_sample_per_run_of_geometric_operations(monkeypatch):
     calls = []
     original = F.grid_sample
     monkeypatch.setattr(F, "grid_sample", lambda *a, **k: calls.append(k.get("mode")) or original(*a, **k))
-    e2 = "hflip\ncrop 16 pad=2\nscale 16 short_side=16..24\ncolor brightness=0.5..1.5 hue=-0.1..0.1\naffine rotate=15 shear=5"
+    e2 = "hflip\ncrop 16 pad=2\nscale 16 short_side=16..24\ncolor brightness=0.5..1.5 saturation=0.5..1.5\naffine rotate=15 shear=5"
     run(steps_of(e2), images(n=8))
-    assert calls == ["bilinear"]  # a colour change without contrast commutes with the warps
+    assert calls == ["bilinear"]  # a colour change that is linear (no contrast, no hue, no clamp) commutes with the warps
     calls.clear()
     run(steps_of(e2), images(n=8), fuse=False)
     assert len(calls) == 4
     calls.clear()
-    run(steps_of(e2.replace("hue=", "contrast=0.5..1.5 hue=")), images(n=8))
-    assert calls == ["bilinear", "bilinear"]  # contrast needs the image as it is before the affine
+    for barrier in ("contrast=0.5..1.5 ", "hue=-0.1..0.1 "):  # contrast needs the image's mean, HSV is not linear
+        run(steps_of(e2.replace("saturation=", barrier + "saturation=")), images(n=8))
+        assert calls == ["bilinear", "bilinear"]
+        calls.clear()
+    Augmenter(steps_of(e2), clamp=(0.0, 1.0))(images(n=8).sigmoid(), torch.Generator())
+    assert calls == ["bilinear", "bilinear"]  # clamping is not linear either
     calls.clear()
     run(steps_of("hflip\ncrop 16 pad=2"), images(n=8))
     assert calls == ["nearest"]
@@ -311,7 +377,7 @@ def test_one_grid_sample_per_run_of_geometric_operations(monkeypatch):
 
 def test_a_linear_colour_change_between_warps_is_applied_after_the_fused_warp():
     x = images(n=32)
-    steps = steps_of("hflip\ncrop 16 pad=3\ncolor brightness=0.5..1.5 saturation=0..2 hue=-0.5..0.5\naffine rotate=90..90")
+    steps = steps_of("hflip\ncrop 16 pad=3\ncolor brightness=0.5..1.5 saturation=0..2\naffine rotate=90..90")
     fused, p = run(steps, x)
     unfused, _ = run(steps, x, fuse=False)
     assert [kind for kind, _ in Augmenter(steps).stages] == ["image"]
@@ -465,7 +531,7 @@ def test_tta_scales_resize_the_short_side_and_take_the_same_crops():
     out = tta_logits(model, x, plan.evaluate, plan.augment)
     assert tta_views(plan.evaluate) == 4
     for i in range(len(x)):
-        big = F.interpolate(x[i : i + 1], size=(24, 24), mode="bilinear", align_corners=True)[0][:, 4:20, 4:20]
+        big = F.interpolate(x[i : i + 1], size=(24, 24), mode="bilinear", align_corners=False, antialias=True)[0][:, 4:20, 4:20]
         views = [x[i], x[i].flip(-1), big, big.flip(-1)]
         probs = torch.stack([F.softmax(model(v[None])[0], 0) for v in views]).mean(0)
         torch.testing.assert_close(out[i], probs.log(), atol=1e-5, rtol=1e-5)
@@ -478,3 +544,119 @@ def test_tta_of_a_model_with_heads_gives_one_result_per_head():
     assert out["label"].shape == (3, 4) and out["parity"].shape == (3, 2)
     torch.testing.assert_close(out["label"], tta_logits(model, images(n=3), plan.evaluate, ()))
     torch.testing.assert_close(out["label"].exp().sum(1), torch.ones(3))
+
+
+def test_the_tta_centre_window_is_rounded_as_torchvision_center_crop_does():
+    plan = plan_of("", evaluate="tta crops=1\nscales [19]")  # 19 -> 16: torchvision's centre is round(1.5) = 2, not 1
+    x = images(n=3)
+    seen = []
+    tta_logits(lambda v: seen.append(v) or linear_model()(v), x, plan.evaluate, plan.augment)
+    big = F.interpolate(x, size=(19, 19), mode="bilinear", align_corners=False, antialias=True)
+    assert len(seen) == 1 and torch.equal(seen[0], big[..., 2:18, 2:18])
+    from trick.runtime.tta import resized_size, tta_crops
+
+    assert tta_crops(19, 21, 16, 16, 1) == [(2, 2)] and tta_crops(21, 21, 16, 16, 1) == [(2, 2)]  # round half to even, as Python's round
+    assert resized_size(16, 24, 19) == (19, 28) and resized_size(24, 16, 19) == (28, 19)  # int(19 * 24 / 16) = int(28.5)
+
+
+def test_tta_normalizes_each_view_cut_from_the_raw_image():
+    plan = plan_of("crop 16 pad=2", evaluate="tta hflip crops=5")
+    x = images(n=4).sigmoid()  # raw images
+    shift, scale = 0.5, 0.25
+    seen = []
+    tta_logits(lambda v: seen.append(v) or linear_model()(v), x, plan.evaluate, plan.augment, lambda v: (v - shift) / scale)
+    padded = F.pad(x, (2, 2, 2, 2))  # zeros of the raw data (black), normalized with the view
+    torch.testing.assert_close(seen[0], (padded[..., :16, :16] - shift) / scale)
+    assert float(seen[0][..., 0, 0].max()) == -2.0  # a padded pixel: raw 0 normalized
+
+
+# ---- on the data's own scale: the trainer augments raw batches, then normalizes ------------------------------
+
+
+def trainer_of(augment: str, source: str = "synthetic_images size=16 n=200", normalize: str = "normalize zscore per=channel"):
+    from trick.runtime.data import load_splits
+    from trick.runtime.trainer import Trainer
+
+    text = f"spec t\ndata {{ source {source}\n{normalize} }}\n"
+    text += f"augment {{\n{augment}\n}}\n" if augment else ""
+    text += "model {\n    input [3, 16, 16]\n    flatten\n    dense 4\n}\ntrain { epochs 1\nbatch 16 }\n"
+    program = trick.compile(text)
+    splits = load_splits(program.plan.data, program.plan.seed, program.graph.input)
+    return Trainer(program.model(), program.graph, program.plan, splits, torch.device("cpu")), splits
+
+
+def test_the_normalizer_knows_whether_the_raw_data_lies_in_the_unit_interval():
+    from trick.runtime.data import Normalizer
+
+    assert Normalizer("zscore").fit(torch.rand(50, 3)).clamp == (0.0, 1.0)
+    assert Normalizer().fit(torch.rand(50, 3)).clamp == (0.0, 1.0)
+    assert Normalizer("minmax").fit(torch.rand(50, 3) * 16).clamp is None
+    assert Normalizer("zscore").fit(torch.randn(50, 3)).clamp is None
+    state = Normalizer("zscore", "feature").fit(torch.rand(50, 3)).state_dict()
+    fresh = Normalizer()
+    fresh.load_state_dict(state)
+    assert fresh.clamp == (0.0, 1.0)
+    del state["range"]  # a checkpoint from before the range was kept
+    fresh.load_state_dict(state)
+    assert fresh.clamp is None
+
+
+def test_the_splits_keep_the_raw_inputs():
+    trainer, splits = trainer_of("")
+    assert float(splits.raw["train"].min()) >= 0 and float(splits.raw["train"].max()) <= 1
+    assert torch.equal(splits.normalizer(splits.raw["test"]), splits.x_test)
+    assert splits.normalizer.clamp == (0.0, 1.0) and not trainer.augment and trainer._raw == {}  # nothing to augment: no raw copy
+
+
+def test_the_trainer_augments_raw_batches_and_then_normalizes_them():
+    trainer, splits = trainer_of("hflip p=0.5\ncolor brightness=1.5..1.5")
+    assert trainer.augment.clamp == (0.0, 1.0)
+    index = torch.arange(16)
+    state = trainer.generator.get_state()
+    got = trainer.train_inputs(index)
+    g = torch.Generator()
+    g.set_state(state)
+    want = splits.normalizer(Augmenter(trainer.plan.augment, clamp=(0.0, 1.0))(splits.raw["train"][index], g))
+    assert torch.equal(got, want)
+    # brightness on the raw scale: black stays black, white stays white (clamped), in normalized units
+    black_white = torch.cat([torch.zeros(1, 3, 16, 16), torch.ones(1, 3, 16, 16)])
+    out = splits.normalizer(trainer.augment(black_white, torch.Generator()))
+    torch.testing.assert_close(out, splits.normalizer(black_white))
+
+
+def test_a_batch_the_augmentation_leaves_alone_is_bit_for_bit_the_normalized_split():
+    trainer, splits = trainer_of("hflip p=0")
+    assert trainer.augment  # the raw path is taken
+    index = torch.randperm(len(splits.x_train), generator=torch.Generator().manual_seed(0))[:16]
+    assert torch.equal(trainer.train_inputs(index), splits.x_train[index])
+    feature, _ = trainer_of("hflip p=0", normalize="normalize zscore")
+    assert torch.equal(feature.train_inputs(index), feature.x["train"][index])
+
+
+def test_tta_in_the_trainer_cuts_views_from_raw_test_images():
+    trainer, _ = trainer_of("crop 16 pad=2")
+    # one view, the centre window of the padded image (resized to its own size): the image itself, normalized
+    trainer.plan = plan_of("crop 16 pad=2", evaluate="tta crops=1\nscales [16]")
+    assert tta_views(trainer.plan.evaluate) == 1
+    assert trainer.evaluate("test", tta=True)["loss"] == pytest.approx(trainer.evaluate("test")["loss"], abs=1e-6)
+
+
+def test_a_scale_between_quarter_turns_fuses_into_one_chain_with_its_clamp():
+    x = images(n=32)
+    turn = lambda a: step("affine", rotate=[a, a], translate=0.0, scale=[1.0, 1.0], shear=[0.0, 0.0])  # noqa: E731
+    steps = (turn(90.0), step("scale", size=16, short_side=[16, 24]), turn(-90.0))
+    fused, _ = run(steps, x)  # not axis-aligned: the general chain, with the scale's clamp in the middle
+    unfused, _ = run(steps, x, fuse=False)
+    assert [len(indices) for _, indices in Augmenter(steps).stages] == [3]
+    torch.testing.assert_close(fused, unfused, atol=2e-5, rtol=0)
+    # a homography after the clamp of a scale that leaves the image as it is: the warp alone,
+    # with the zeros it brings in from outside the frame (which the clamp must not fill)
+    warped = Augmenter(steps_of("scale 16 short_side=16..16\nwarp 0.4 p=1"))
+    params = warped.draw(x.shape, torch.Generator().manual_seed(0))
+    alone = Augmenter(steps_of("warp 0.4 p=1"))
+    got, want = warped.apply(x, params), alone.apply(x, params[1:])
+    ones = alone.apply(torch.ones_like(x), params[1:])
+    inside, outside = ones > 1 - 1e-6, ones == 0
+    assert float(outside.float().mean()) > 0.05
+    torch.testing.assert_close(got[inside], want[inside], atol=2e-5, rtol=0)
+    assert (got[outside] == 0).all()

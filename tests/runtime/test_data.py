@@ -375,7 +375,7 @@ def test_nan_or_infinite_inputs_are_counted_with_the_first_row(tmp_path):
     )
     (tmp_path / "d.csv").write_text("a,b,y\n1,2,0\n1,nan,1\n")
     assert file_error(tmp_path, {"path": "d.csv"}) == (
-        "the input columns of 'd.csv' have 1 NaN or infinite values (the first in sample 1); remove or fill them"
+        "the input columns of 'd.csv' have 1 NaN or infinite values (the first at d.csv:3:2); remove or fill them"
     )
 
 

@@ -141,7 +141,7 @@ def test_an_unknown_regularizer_is_an_error_at_its_clause(strength):
     model = torch.nn.Linear(3, 2)
     step = ir.Step("elastic", {"strength": strength, "include": "weights"}, SPAN)
     with raises_at_span("no runtime implementation of the regularizer 'elastic'"):
-        objectives.Penalty(model, (step,))
+        objectives.Penalty(model, None, (step,))  # the kind is looked up before the graph is read
 
 
 def test_each_regularizer_computes_its_own_penalty():
@@ -150,7 +150,8 @@ def test_each_regularizer_computes_its_own_penalty():
     expected = {"l2": 0.5 * 0.5 * (w * w).sum(), "l1": 0.5 * w.abs().sum()}
     assert set(expected) == set(R.REGULARIZERS.names())
     for kind, value in expected.items():
-        penalty = objectives.Penalty(model, (ir.Step(kind, {"strength": 0.5, "include": "weights"}, SPAN),))
+        graph = ir.ModelGraph("t", (3,), (ir.Layer("dense", "", {}, (3,), (2,), 8, SPAN, role="weights"),), (), (2,), SPAN)  # the model itself is the dense layer
+        penalty = objectives.Penalty(model, graph, (ir.Step(kind, {"strength": 0.5, "include": "weights"}, SPAN),))
         torch.testing.assert_close(penalty(), value)
 
 

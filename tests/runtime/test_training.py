@@ -43,11 +43,13 @@ def test_label_smoothing_is_the_lecture_s():
 def test_penalties_follow_their_formulas():
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     plan = lambda kind, include="weights": ir.Step(kind, {"strength": 0.5, "include": include}, None)  # noqa: E731
+    layers = (ir.Layer("dense", "0", {}, (3,), (2,), 8, None, role="weights"), ir.Layer("batchnorm", "1", {}, (2,), (2,), 4, None, role="norm"))
+    graph = ir.ModelGraph("t", (3,), layers, (), (2,), None)  # the Sequential's submodules 0 and 1
     w = model[0].weight
-    torch.testing.assert_close(Penalty(model, (plan("l2"),))(), 0.5 * 0.5 * (w**2).sum())
-    torch.testing.assert_close(Penalty(model, (plan("l1"),))(), 0.5 * w.abs().sum())
+    torch.testing.assert_close(Penalty(model, graph, (plan("l2"),))(), 0.5 * 0.5 * (w**2).sum())
+    torch.testing.assert_close(Penalty(model, graph, (plan("l1"),))(), 0.5 * w.abs().sum())
     everything = sum(p.abs().sum() for p in model.parameters())
-    torch.testing.assert_close(Penalty(model, (plan("l1", "all"),))(), 0.5 * everything)
+    torch.testing.assert_close(Penalty(model, graph, (plan("l1", "all"),))(), 0.5 * everything)
 
 
 @pytest.mark.parametrize(

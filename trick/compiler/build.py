@@ -17,6 +17,7 @@ from .. import layers
 from ..dsl.diagnostics import Diagnostic, TrickCheckError
 from . import ir
 from .clauses import constructor
+from .codegen import head_key
 from .ctor import Ctor
 
 
@@ -58,8 +59,11 @@ class TrickModel(nn.Module):
         self._labels = {layer.label: layer.name for layer in graph.layers if layer.label}
         self._has_heads = bool(graph.heads)
         self._chain = () if graph.heads or any(residual for _, residual in self._trunk) else tuple(name for name, _ in self._trunk)
+        # The heads, keyed by head_key (a target such as `half` or `to` is an attribute of
+        # the ModuleDict); the outputs are keyed by the target's name.
+        self._head_keys = {head.target: head_key(head.target) for head in graph.heads}
         if graph.heads:
-            self.heads = nn.ModuleDict({head.target: nn.Sequential(OrderedDict((l.name, build_layer(l)) for l in head.layers)) for head in graph.heads})
+            self.heads = nn.ModuleDict({self._head_keys[head.target]: nn.Sequential(OrderedDict((l.name, build_layer(l)) for l in head.layers)) for head in graph.heads})
 
     def forward(self, x):
         if self._chain:  # no residual lines, no heads: the trunk's modules one after another
@@ -69,8 +73,21 @@ class TrickModel(nn.Module):
             return x
         x = _run(self._trunk, self._modules, x)
         if self._has_heads:
-            return {target: head(x) for target, head in self.heads.items()}
+            return self._outputs(x)
         return x
+
+    def _outputs(self, x):
+        """Each head's output, by its target's name."""
+        heads = self.heads
+        return {target: heads[key](x) for target, key in self._head_keys.items()}
+
+    def get_submodule(self, target: str) -> nn.Module:
+        """nn.Module's, where a head may also be named by its target (`heads.half`, whose
+        key is `half_`), as the IR names it."""
+        if target.startswith("heads."):
+            name, dot, rest = target[len("heads.") :].partition(".")
+            target = "heads." + self._head_keys.get(name, name) + dot + rest
+        return super().get_submodule(target)
 
     def features(self, x, label):
         """The output of the labelled line, running the trunk only that far."""
@@ -99,7 +116,7 @@ class TrickModel(nn.Module):
             if name in wanted:
                 taps[wanted[name]] = x
         if self._has_heads:
-            x = {target: head(x) for target, head in self.heads.items()}
+            x = self._outputs(x)
         return x, taps
 
 

@@ -43,6 +43,56 @@ def heads_name_targets(ctx) -> None:
             ctx.error(head.bound.span_of("target"), f"no target named '{name}'; define it in data with 'target {name} = ...'{hint}", best)
 
 
+MAX_LAYERS = 100_000  # layers of a model once every repeat is expanded
+
+
+@register
+def model_is_not_too_large(ctx) -> None:
+    """The model has at most MAX_LAYERS layers with every repeat expanded (counted, not expanded)."""
+    total = 0
+    for item in ctx.spec.model:
+        if item.bound.name == "input":
+            continue
+        size = _expanded_size(item)
+        if size > MAX_LAYERS:
+            what = f"this {item.bound.name}" if item.body is not None else "this line"
+            ctx.error(item.bound.clause.name_span, f"{what} expands to {_count(size)} layers; a model may have at most {MAX_LAYERS:,}")
+            return
+        total += size
+        if total > MAX_LAYERS:
+            ctx.error(item.bound.clause.name_span, f"the model has more than {MAX_LAYERS:,} layers by here ({total:,} with every repeat expanded)")
+            return
+
+
+@register
+def residual_has_a_body(ctx) -> None:
+    """A residual block holds at least one layer (an empty one would double its input)."""
+
+    def walk(items) -> None:
+        for item in items:
+            if item.bound.name == "residual" and not item.bound.clause.body:
+                ctx.error(item.bound.clause.name_span, "this residual block is empty: it would add its input to itself; put layers inside { }, or remove it")
+            if item.body:
+                walk(item.body)
+
+    walk(ctx.spec.model)
+
+
+def _expanded_size(item) -> int:
+    """The layers an item becomes: one, or its body's times `times` for a repeat (an exact integer,
+    computed without expanding anything, so that nesting cannot make it slow)."""
+    if item.body is None:
+        return 1
+    inner = sum(_expanded_size(i) for i in item.body)
+    if item.bound.name == "repeat":
+        return item.bound.values["times"] * inner
+    return inner + (item.bound.name == "residual")
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**15 else f"about 10^{len(str(n)) - 1}"
+
+
 # ---- data -----------------------------------------------------------------------------------------
 
 
@@ -74,8 +124,16 @@ def data_file_exists(ctx) -> None:
         return
     base = os.path.dirname(ctx.loaded.path) if ctx.loaded.path is not None else os.getcwd()
     full = os.path.join(base, path)
-    if not os.path.isfile(full):
-        ctx.error(source.span_of("path"), f"cannot find the data file '{path}' ({os.path.relpath(full)})")
+    try:
+        is_dir, exists = os.path.isdir(full), os.path.exists(full)
+    except ValueError:  # a NUL in the name
+        is_dir = exists = False
+    if is_dir:
+        ctx.error(source.span_of("path"), f"the data file '{path}' is a directory ({_shown(full)}); name a .npz or .csv file")
+    elif exists and not os.path.isfile(full):
+        ctx.error(source.span_of("path"), f"the data file '{path}' is not a regular file ({_shown(full)})")
+    elif not exists:
+        ctx.error(source.span_of("path"), f"cannot find the data file '{path}' ({_shown(full)})")
 
 
 @register
@@ -123,10 +181,14 @@ def loss_beside_heads(ctx) -> None:
 
 @register
 def warmup_is_shorter_than_training(ctx) -> None:
-    """The schedule's warm-up is shorter than the epochs."""
+    """The schedule's warm-up is shorter than the epochs (a warning: the rate would never leave the warm-up)."""
     schedule, epochs = ctx.spec.clause("train", "schedule"), ctx.spec.clause("train", "epochs")
-    if schedule is not None and epochs is not None and schedule.values["warmup"] >= epochs.values["n"]:
-        ctx.error(schedule.span_of("warmup"), f"warmup={schedule.values['warmup']} is not shorter than the {epochs.values['n']} epochs")
+    n = epochs.values["n"] if epochs is not None else _default("train", "epochs", "n")
+    if schedule is not None and schedule.values["warmup"] >= n:
+        ctx.warning(
+            schedule.span_of("warmup"),
+            f"warmup={schedule.values['warmup']} is not shorter than the {n} epoch{'s' * (n != 1)}: the learning rate never leaves the warm-up (it never reaches the schedule's rate)",
+        )
 
 
 # ---- transfer -------------------------------------------------------------------------------------
@@ -227,6 +289,20 @@ def decision_boundary_needs_points(ctx) -> None:
 
 
 # ---- helpers --------------------------------------------------------------------------------------
+
+
+def _shown(path: str) -> str:
+    """A path as messages show it: relative to the working directory (absolute on another drive)."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path
+
+
+def _default(block: str, clause: str, param: str):
+    """The default of a clause's argument, as its registry entry gives it."""
+    schema = next(r.get(clause) for r in R.BLOCK_CLAUSES[block] if clause in r)
+    return schema.param(param).default
 
 
 def _list_spans(bound, param: str):

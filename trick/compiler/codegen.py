@@ -7,9 +7,12 @@ numbers and validated identifiers, so no spec text can break out of a string or 
 
 from __future__ import annotations
 
+import keyword
+
 from . import ir
 from .clauses import constructor
 from .ctor import Ctor
+from .lower import RESERVED_NAMES
 
 INDENT = "    "
 
@@ -35,10 +38,30 @@ def _call(ctor: Ctor, depth: int) -> str:
     return f"{ctor.path}({', '.join(args)})"
 
 
+# Names the generated module uses itself, which its class must not shadow (`spec ordered_dict`).
+_MODULE_NAMES = frozenset({"OrderedDict", "torch", "nn", "layers"})
+
+# The keys of the heads' nn.ModuleDict must not be attributes of it (nn.Module's own and the
+# dict's methods): `head half`, `head type`, `head to` would clash.
+_MODULE_DICT_NAMES = RESERVED_NAMES | {"clear", "items", "keys", "pop", "update", "values"}
+
+
 def class_name(spec: str) -> str:
-    """`mnist1d_cnn` -> `Mnist1dCnn`."""
+    """`mnist1d_cnn` -> `Mnist1dCnn` (never a keyword, nor a name the module uses itself)."""
     name = "".join(part[:1].upper() + part[1:] for part in spec.split("_") if part)
-    return name if name.isidentifier() and not name[0].isdigit() else "Model"
+    if not name.isidentifier() or name[0].isdigit():
+        return "Model"
+    return name + "Model" if keyword.iskeyword(name) or name in _MODULE_NAMES else name
+
+
+def head_key(target: str) -> str:
+    """The key of a head in the model's `heads` ModuleDict (its state_dict prefix `heads.KEY.`):
+    the target's name, with a '_' after a name that is an attribute of the ModuleDict or that
+    starts or ends with '_' (so that no two targets get the same key). The model's output
+    dict is keyed by the target's name, whatever the key."""
+    if target in _MODULE_DICT_NAMES or target.startswith("_") or target.endswith("_"):
+        return target + "_"
+    return target
 
 
 def uses_project_layers(graph: ir.ModelGraph) -> bool:
@@ -76,7 +99,7 @@ def generate(graph: ir.ModelGraph, source_path: str | None = None) -> str:
         lines.append(f"{INDENT * 2}self.heads = nn.ModuleDict({{")
         for head in graph.heads:
             children = tuple((layer.name, constructor(layer)) for layer in head.layers)
-            lines.append(f"{INDENT * 3}{head.target!r}: {_call(Ctor('nn.Sequential', children), 3)},  # line {head.span.line}")
+            lines.append(f"{INDENT * 3}{head_key(head.target)!r}: {_call(Ctor('nn.Sequential', children), 3)},  # line {head.span.line}")
         lines.append(f"{INDENT * 2}}})")
     lines.append("")
     lines.append(f"{INDENT}def forward(self, x: torch.Tensor){' -> dict[str, torch.Tensor]' if graph.heads else ' -> torch.Tensor'}:")
@@ -85,7 +108,11 @@ def generate(graph: ir.ModelGraph, source_path: str | None = None) -> str:
         step = f"x = x + self.{layer.name}(x)" if layer.op == "residual" else f"x = self.{layer.name}(x)"
         lines.append(f"{INDENT * 2}{step}  # {_shape(layer.output)}")
     if graph.heads:
-        lines.append(f"{INDENT * 2}return {{target: head(x) for target, head in self.heads.items()}}")
+        if all(head_key(head.target) == head.target for head in graph.heads):
+            lines.append(f"{INDENT * 2}return {{target: head(x) for target, head in self.heads.items()}}")
+        else:  # some keys differ from their targets (head_key): the outputs are keyed by the targets
+            outputs = ", ".join(f"{head.target!r}: self.heads[{head_key(head.target)!r}](x)" for head in graph.heads)
+            lines.append(f"{INDENT * 2}return {{{outputs}}}")
     else:
         lines.append(f"{INDENT * 2}return x")
     return "\n".join(lines) + "\n"

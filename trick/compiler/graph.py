@@ -8,12 +8,17 @@
     teacher.block2 <- regressor <- guided           a FitNets hint (distill), dashed
 
 `to_dot` needs neither torch nor Graphviz; `render` runs Graphviz's `dot` when it is installed.
+`to_picture` gives the same nodes, edges and clusters as data, which trick/runtime/drawing.py
+lays out and draws with matplotlib when `dot` is not installed.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import clauses as R
@@ -70,6 +75,26 @@ def _attrs(**attrs) -> str:
     return " [" + ", ".join(shown) + "]" if shown else ""
 
 
+@dataclass
+class Cluster:
+    """A box around nodes: a labelled line, a residual block (dashed) or a head."""
+
+    label: str
+    dashed: bool
+    members: list[str]  # node ids, of nested clusters too
+
+
+@dataclass
+class Picture:
+    """The network as plain data: what `to_dot` writes, for a drawing without Graphviz.
+    Nodes and edges carry their DOT attributes (label, shape, fillcolor, style, ...)."""
+
+    title: str
+    nodes: list[tuple[str, dict[str, str]]]
+    edges: list[tuple[str, str, dict[str, str]]]
+    clusters: list[Cluster]
+
+
 class _Dot:
     def __init__(self, graph: ir.ModelGraph):
         self.graph = graph
@@ -78,6 +103,8 @@ class _Dot:
         self.clusters = 0
         self.ids: dict[str, str] = {}  # layer name -> node id
         self.edges: list[str] = []  # at the top level: an edge inside a cluster would pull its nodes in
+        self.picture = Picture("", [], [], [])  # the same nodes, edges and clusters as data
+        self.open: list[Cluster] = []  # the clusters being emitted, outermost first
 
     def emit(self, text: str, depth: int) -> None:
         self.lines.append("    " * depth + text)
@@ -86,10 +113,26 @@ class _Dot:
         self.count += 1
         node_id = f"n{self.count}"
         self.emit(node_id + _attrs(**attrs) + ";", depth)
+        self.picture.nodes.append((node_id, {k: str(v) for k, v in attrs.items() if v is not None}))
+        for cluster in self.open:
+            cluster.members.append(node_id)
         return node_id
 
     def edge(self, a: str, b: str, **attrs) -> None:
         self.edges.append(f"{a} -> {b}" + _attrs(**attrs) + ";")
+        self.picture.edges.append((a, b, {k: str(v) for k, v in attrs.items() if v is not None}))
+
+    def begin(self, name: str, label: str, style: str, depth: int) -> None:
+        """Open a cluster (`subgraph cluster_...`) with its label line and style."""
+        self.emit(f"subgraph {name} {{", depth)
+        self.emit(f"label={_quote(label)}; {style}", depth + 1)
+        cluster = Cluster(label, "dashed" in style, [])
+        self.picture.clusters.append(cluster)
+        self.open.append(cluster)
+
+    def end(self, depth: int) -> None:
+        self.emit("}", depth)
+        self.open.pop()
 
     def layer(self, layer: ir.Layer, depth: int, marks: dict[str, str]) -> str:
         params = f"\n{layer.params:,} params" if layer.params else ""
@@ -117,11 +160,10 @@ class _Dot:
                 end = index + line
                 label = layers[end].label
                 self.clusters += 1
-                self.emit(f"subgraph cluster_label_{self.clusters} {{", depth)
-                self.emit(f"label={_quote(label + ':')}; style=\"rounded,filled\"; fillcolor=\"#f7f7f7\"; color=\"#9a9a9a\";", depth + 1)
+                self.begin(f"cluster_label_{self.clusters}", label + ":", 'style="rounded,filled"; fillcolor="#f7f7f7"; color="#9a9a9a";', depth)
                 for inner in layers[index : end + 1]:
                     previous = self.one(inner, previous, depth + 1, marks)
-                self.emit("}", depth)
+                self.end(depth)
                 index = end + 1
                 continue
             previous = self.one(layer, previous, depth, marks)
@@ -135,12 +177,11 @@ class _Dot:
             return node_id
         # residual: the body in a cluster, and the block's input added to the body's output
         self.clusters += 1
-        self.emit(f"subgraph cluster_residual_{self.clusters} {{", depth)
         title = (f"{layer.label}: " if layer.label else "") + "residual"
-        self.emit(f"label={_quote(title)}; style=\"rounded,dashed\"; color=\"#6c8ebf\";", depth + 1)
+        self.begin(f"cluster_residual_{self.clusters}", title, 'style="rounded,dashed"; color="#6c8ebf";', depth)
         last = self.sequence(layer.body, previous, depth + 1, marks)
         add = self.node(depth + 1, label="+", shape="circle", fillcolor="#ffffff", width="0.3", tooltip=f"{layer.name}: input + body {show_shape(layer.output)}")
-        self.emit("}", depth)
+        self.end(depth)
         self.ids[layer.name] = add
         self.edge(last, add)
         self.edge(previous, add, style="dashed", color="#6c8ebf", label="skip", constraint="false")
@@ -162,10 +203,20 @@ def _labelled_line(layers: tuple[ir.Layer, ...], index: int) -> int | None:
 
 def to_dot(program) -> str:
     """DOT text for a compiled Program (its `.graph`, with the plan's transfer and distill)."""
+    return "\n".join(_draw(program).lines) + "\n"
+
+
+def to_picture(program) -> Picture:
+    """The same nodes, edges and clusters as `to_dot`, as data (for a drawing without dot)."""
+    return _draw(program).picture
+
+
+def _draw(program) -> _Dot:
     graph: ir.ModelGraph = program.graph
     plan: ir.TrainingPlan | None = getattr(program, "plan", None)
     dot = _Dot(graph)
     total = f"{graph.params:,} parameters"
+    dot.picture.title = f"{graph.name} — {total}"
     dot.emit(f"digraph {_quote(graph.name)} {{", 0)
     dot.emit(f"graph [label={_quote(f'{graph.name} — {total}')}, labelloc=\"t\", fontname=\"Helvetica\", fontsize=14, rankdir=\"TB\", nodesep=0.3, ranksep=0.3];", 1)
     dot.emit('node [shape="box", style="rounded,filled", fontname="Helvetica", fontsize=10, fillcolor="#ffffff", color="#555555"];', 1)
@@ -176,8 +227,8 @@ def to_dot(program) -> str:
         from .program import transferred_layers
 
         how = "frozen" if plan.transfer.freeze else f"lr ×{plan.transfer.lr_scale:g}"
-        for name in transferred_layers(graph, plan.transfer):
-            marks[name] = f"from {plan.transfer.source} ({how})"
+        for name in transferred_layers(graph, plan.transfer):  # `residual1.dense2` inside a residual block
+            marks[name.rsplit(".", 1)[-1]] = f"from {plan.transfer.source} ({how})"
     guided: dict[str, str] = {}  # guided layer name -> teacher label
     if plan is not None and plan.distill is not None:
         labels = graph.labels()
@@ -190,12 +241,11 @@ def to_dot(program) -> str:
     trunk = dot.sequence(graph.layers, source, 1, marks)
     if graph.heads:
         for head in graph.heads:
-            dot.emit(f"subgraph cluster_head_{head.target} {{", 1)
-            dot.emit(f"label={_quote(f'head {head.target}')}; style=\"rounded\"; color=\"#9a9a9a\";", 2)
+            dot.begin(f"cluster_head_{head.target}", f"head {head.target}", 'style="rounded"; color="#9a9a9a";', 1)
             last = dot.sequence(head.layers, trunk, 2, marks)
             loss = f"{head.loss}" + (f" smoothing={head.smoothing:g}" if head.smoothing else "") + f"\nweight {head.weight:g}"
             out = dot.node(2, label=f"{head.target}\n{show_shape(head.layers[-1].output) if head.layers else ''}\n{loss}", shape="oval", fillcolor="#ffffff")
-            dot.emit("}", 1)
+            dot.end(1)
             dot.edge(last, out)
     else:
         loss = ""
@@ -222,7 +272,7 @@ def to_dot(program) -> str:
     for edge in dot.edges:
         dot.emit(edge, 1)
     dot.emit("}", 0)
-    return "\n".join(dot.lines) + "\n"
+    return dot
 
 
 def _teacher_graph(program, alias: str) -> ir.ModelGraph | None:
@@ -236,22 +286,37 @@ def dot_program() -> str | None:
     return shutil.which("dot")
 
 
+class NoGraphviz(Exception):
+    """An .svg or .png was asked for, and Graphviz's `dot` is not installed."""
+
+
 def render(dot_text: str, path: str | Path) -> Path:
     """Write the picture of `dot_text` to `path` (.svg, .png or .dot); return the file written.
 
-    .svg and .png need Graphviz's `dot`; without it the DOT text goes to the same name with
-    .dot, which the caller reports. Raises OSError when a file cannot be written and
-    RuntimeError when `dot` fails."""
+    .svg and .png need Graphviz's `dot`: without it nothing is written and NoGraphviz is
+    raised (the caller may draw the picture another way). Raises OSError when a file cannot
+    be written and RuntimeError when `dot` fails; `path` is replaced only by a whole picture."""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         raise ValueError(f"cannot write a graph as '{path.suffix or path.name}'; name a .svg, .png or .dot file")
-    program = dot_program() if fmt != "dot" else None
+    if fmt == "dot":
+        path.write_text(dot_text, encoding="utf-8")
+        return path
+    program = dot_program()
     if program is None:
-        target = path if fmt == "dot" else path.with_suffix(".dot")
-        target.write_text(dot_text, encoding="utf-8")
-        return target
-    done = subprocess.run([program, f"-T{fmt}", "-o", str(path)], input=dot_text.encode("utf-8"), capture_output=True, timeout=120)
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr.decode("utf-8", "replace").strip() or f"dot exited with status {done.returncode}")
+        raise NoGraphviz(f"Graphviz's dot is not installed, so it cannot draw {path}")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{fmt}")
+    os.close(handle)
+    try:
+        done = subprocess.run([program, f"-T{fmt}", "-o", temporary], input=dot_text.encode("utf-8"), capture_output=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr.decode("utf-8", "replace").strip() or f"dot exited with status {done.returncode}")
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(temporary, 0o666 & ~mask)  # as a file written directly would be
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
     return path

@@ -89,7 +89,9 @@ class ModelGraph:
 
     def transferred(self, layers: int | None, labels: tuple[str, ...] | None) -> list[Layer]:
         """The layers `transfer` copies: the first K weight layers with the norms that follow
-        each, or the parameterized layers of the labelled lines."""
+        each, counted in build order, those inside residual blocks too; or the parameterized
+        layers of the labelled lines. A layer inside a residual block comes named by its
+        submodule path (`residual1.dense2`), as the state_dict and get_submodule know it."""
         trunk = list(self.layers)
         if labels is not None:
             found: list[Layer] = []
@@ -102,8 +104,16 @@ class ModelGraph:
                     start -= 1
                 found += [layer for layer in trunk[start : end + 1] if layer.params]
             return found
+
+        def in_order(layers: tuple[Layer, ...], prefix: str):
+            for layer in layers:
+                if layer.body:
+                    yield from in_order(layer.body, f"{prefix}{layer.name}.")
+                else:
+                    yield dataclasses.replace(layer, name=prefix + layer.name) if prefix else layer
+
         found, count = [], 0
-        for layer in trunk:
+        for layer in in_order(self.layers, ""):
             if layer.role == "weights":
                 count += 1
                 if count > (layers or 0):

@@ -15,6 +15,7 @@ from ..dsl.diagnostics import Diagnostic, Span
 from . import ir
 from .check import Bound, CheckedSpec, ModelItem
 from .ir import show_shape as _show
+from .memory import check_memory
 from .plan import PlanLowering, expr_json
 from .shapes import ShapeError
 
@@ -45,6 +46,29 @@ class _Lowering(PlanLowering):
 
     def error(self, span: Span, message: str) -> None:
         self.errors.append(Diagnostic(span, message))
+
+    def warning(self, span: Span, message: str) -> None:
+        self.errors.append(Diagnostic(span, message, "warning"))
+
+    def check_single_value_norm(self, bound: Bound, shape: Shape) -> None:
+        """A warning where a layer norm would normalize a single value: x − mean is 0, so its
+        output is its bias whatever the input. `layernorm` normalizes the whole sample (over
+        [1] or [1, 1], a single value; over [1, L], L values). The layer-normalized GRU and
+        LSTM normalize summed inputs over 2·hidden, 4·hidden and hidden values (never the
+        input's projection alone), so only `hidden` 1 leaves a single value."""
+        if bound.name == "layernorm" and math.prod(shape) == 1:
+            self.warning(
+                bound.clause.name_span,
+                f"layernorm on {_show(shape)} normalizes a single value: its output is the same for every input (x − mean is 0); "
+                "normalize over more features, or remove it",
+            )
+        elif bound.name in ("gru", "lstm") and bound.values.get("norm") == "layer" and bound.values.get("hidden") == 1:
+            part = "candidate" if bound.name == "gru" else "cell state"
+            self.warning(
+                bound.span_of("hidden"),
+                f"{bound.name} 1 norm=layer normalizes its {part} over a single value: it is the same for every input (x − mean is 0); "
+                "use more hidden units, or norm=none",
+            )
 
     # -- names ---------------------------------------------------------------------------------------
 
@@ -138,6 +162,7 @@ class _Lowering(PlanLowering):
                 except ShapeError as err:
                     self.error(bound.clause.name_span, str(err))
                     return layers, None
+                self.check_single_value_norm(bound, shape)
                 layers.append(ir.Layer(bound.name, name, ir.plain(dict(bound.values)), shape, out, params, bound.span, layer_label, role=bound.schema.role))
                 shape, previous = out, bound.name
         return layers, shape
@@ -202,12 +227,16 @@ class _Lowering(PlanLowering):
         count = len(classes.values["labels"]) if classes is not None else known(source.values)[1]
         if target == "label":
             return count
-        values = {"label": list(range(count))}
+        values = {"label": [float(i) for i in range(count)]}  # in float64, as the runtime computes them
         for t in self.spec.targets:
             try:
-                tree = expr_json(t.expr)
+                tree = _real(expr_json(t.expr))
                 values[t.name] = [ir.evaluate_expr(tree, {k: v[i] for k, v in values.items()}) for i in range(count)]
             except (ArithmeticError, KeyError):
+                return None
+            overflow = next((i for i, v in enumerate(values[t.name]) if not math.isfinite(v)), None)
+            if overflow is not None:
+                self.error(t.span, f"target {t.name} = {ir.expr_text(expr_json(t.expr))} overflows for label {overflow}: its value is beyond the 64-bit float range (about 1.8e308)")
                 return None
             if t.name == target:
                 result = values[t.name]
@@ -253,6 +282,13 @@ class _Lowering(PlanLowering):
         return tuple(steps)
 
 
+def _real(expr):
+    """A target expression with its numbers as floats (the runtime's float64 arithmetic)."""
+    if isinstance(expr, list):
+        return [expr[0], *map(_real, expr[1:])]
+    return expr if isinstance(expr, str) else float(expr)
+
+
 def _group_lines(items: list[ModelItem]) -> list[tuple[list[ModelItem], str | None]]:
     """Model items grouped by the line they came from (a label names the line's output)."""
     groups: list[tuple[list[ModelItem], str | None]] = []
@@ -274,8 +310,9 @@ def _line_of(item: ModelItem) -> int:
 
 
 def lower(spec: CheckedSpec) -> tuple[ir.ModelGraph | None, ir.TrainingPlan | None, list[Diagnostic]]:
-    """The IR of a checked spec, and the shape errors found while building it."""
+    """The IR of a checked spec, and the shape errors found while building it (and the
+    memory it would need beyond the limit: memory.py)."""
     lowering = _Lowering(spec)
     graph = lowering.model()
     plan = lowering.plan(graph)
-    return graph, plan, lowering.errors
+    return graph, plan, lowering.errors + check_memory(spec, graph, plan)

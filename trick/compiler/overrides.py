@@ -1,5 +1,8 @@
 """`--set block.clause=value` and `--set block.clause.option=value`: edits of a spec's AST.
 
+Any block but `model`, whose lines are layers rather than settings (a clause named there would
+be a new layer), so `--set model....` is refused with a message saying what --set can change.
+
 An override is parsed as .trick text and merged into the program before checking, so it is
 checked exactly like the spec itself, and its errors point at the override.
 """
@@ -13,6 +16,13 @@ from ..dsl import ast
 from ..dsl.diagnostics import Diagnostic, Span, TrickCheckError, TrickError
 from ..dsl.parser import parse_text
 
+# The model's lines are layers, not settings: `model.dropout=0.5` would add a layer after the
+# output and `model.dense.units=4` cannot say which dense. The model is changed in the spec.
+MODEL_REFUSED = (
+    "--set cannot change the model block ('{setting}'): its lines are layers, not settings, so there is no clause to set; "
+    "edit the spec to change the network. --set changes the clauses of the other blocks, e.g. --set train.epochs=5 or --set data.validation=0.2"
+)
+
 _SETTING = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?=(.+)$", re.DOTALL)
 
 
@@ -25,6 +35,9 @@ def parse_setting(setting: str, index: int) -> tuple[str, str, str | None, ast.C
             Diagnostic(Span.point(name, 1, 1), f"expected block.clause=VALUE or block.clause.option=VALUE, found '{setting}'", source_line=setting)
         )
     block, clause, option, value = match.groups()
+    if block == "model":
+        at = setting.index("model") + 1
+        raise TrickCheckError(Diagnostic(Span(name, 1, at, 1, at + len("model")), MODEL_REFUSED.format(setting=setting.strip()), source_line=setting))
     text = f"{block} {{ {clause} {option}={value} }}" if option else f"{block} {{ {clause} {value} }}"
     try:
         program = parse_text(text, name)

@@ -109,7 +109,7 @@ def run_pipeline(source, name: str | None = None, overrides: list[str] | None = 
             if not any(d.severity == "error" for d in found):
                 graph, plan, errors = lower(checked)
                 found += errors
-                if graph is not None and plan is not None and not errors:
+                if graph is not None and plan is not None and not any(d.severity == "error" for d in errors):  # lowering's warnings too
                     found += link(plan, graph, {alias: (u.graph if u is not None and u.ok else None) for alias, u in imports.items()})
             units[key] = Unit(loaded, checked, graph, plan, found, imports)
             diagnostics.extend(found)

@@ -183,10 +183,34 @@ def expr_json(expr) -> Any:
 
 
 def content_hash(spec: CheckedSpec) -> str:
-    """A hash of a spec file and, recursively, everything it imports."""
+    """A hash of a spec file, the data file it reads (`source file`: its bytes) and,
+    recursively, everything it imports."""
     digest = hashlib.sha256(spec.program.text.encode("utf-8"))
+    source = spec.clause("data", "source")
+    if source is not None and source.kind == "file":
+        base = spec.loaded.path.parent if spec.loaded.path is not None else os.getcwd()
+        digest.update(b"\0data\0" + _file_digest(os.path.join(base, str(source.values["path"]))).encode())
     for alias in sorted(spec.imports):
         child = spec.imports[alias]
         digest.update(f"\0{alias}\0".encode())
         digest.update((content_hash(child) if child is not None else "missing").encode())
     return digest.hexdigest()[:16]
+
+
+_DIGESTS: dict[tuple, str] = {}  # (path, size, mtime) -> digest: each data file is read once per process
+
+
+def _file_digest(path: str) -> str:
+    """The sha256 of a file's bytes ("missing" when it cannot be read: the run reports why)."""
+    try:
+        stat = os.stat(path)
+        key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+        if key not in _DIGESTS:
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+            _DIGESTS[key] = digest.hexdigest()
+        return _DIGESTS[key]
+    except OSError:
+        return "missing"

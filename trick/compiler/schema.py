@@ -65,15 +65,27 @@ class Type:
         return Invalid(f"expected {self.describe()}, found {found(value)}")
 
 
+# Integers that size or count something (units, channels, epochs, batch, ...) are at most
+# MAX_INT unless their type says otherwise; no integer argument reaches 2**63 (torch's int64),
+# and no number is beyond the 64-bit float range (the parser refuses those).
+MAX_INT = 1_000_000
+INT64_MAX = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class Num(Type):
-    """An integer or a real number, optionally bounded."""
+    """An integer or a real number, optionally bounded.
+
+    `cap` is an upper bound that `describe` leaves unsaid (the language reference states it
+    once for all sizes and counts, in its limits); the error for a value above it names it.
+    An integer argument is always below 2**63."""
 
     integer: bool = False
     low: float | None = None
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
+    cap: int | None = None
 
     def describe(self) -> str:
         noun = "an integer" if self.integer else "a number"
@@ -91,11 +103,18 @@ class Num(Type):
             or (self.high is not None and (x > self.high or (self.high_open and x == self.high)))
         ):
             raise Invalid(f"{show(value)} is out of range; expected {self.describe()}")
+        cap = self.cap if self.cap is not None else (INT64_MAX if isinstance(x, int) and self.high is None else None)
+        if cap is not None and x > cap:
+            noun = "an integer" if self.integer else "a number"
+            raise Invalid(f"{show(value)} is out of range; expected {noun} {_bounds(self.low, cap, self.low_open, False)}")
+        if isinstance(x, int) and x < -INT64_MAX:
+            raise Invalid(f"{show(value)} is out of range; expected {self.describe()} (and above -2**63)")
         return x
 
 
-POSITIVE_INT = Num(True, 1)
-NONNEGATIVE_INT = Num(True, 0)
+POSITIVE_INT = Num(True, 1, cap=MAX_INT)
+NONNEGATIVE_INT = Num(True, 0, cap=MAX_INT)
+SEED = Num(True, 0, cap=INT64_MAX)  # torch's and numpy's seeds are 64-bit
 POSITIVE = Num(False, 0.0, None, low_open=True)
 NONNEGATIVE = Num(False, 0.0)
 PROBABILITY = Num(False, 0.0, 1.0, False, True)  # a drop probability in [0, 1)
@@ -306,6 +325,7 @@ class ClauseSchema:
     check: Callable | None = field(default=None, compare=False)  # augmentations: (sample shape, args) -> [(param or None, message)]
     plan_args: Callable | None = field(default=None, compare=False)  # the plan's arguments from the bound values (default: as bound)
     sample: Callable | None = field(default=None, compare=False)  # data sources: args -> (sample shape, classes), when known before loading
+    data_bytes: Callable | None = field(default=None, compare=False)  # data sources: args -> (bytes they generate, how that is counted), for the memory check
     runtime: str | None = None  # the key of its runtime implementation (default: the name)
 
     @property

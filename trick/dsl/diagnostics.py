@@ -74,6 +74,10 @@ class Diagnostic:
             return head
         text = self.source_line.rstrip("\r\n")
         start = max(self.span.column - 1, 0)
+        if len(text) > MAX_SHOWN:  # a window of a long line around the column, marked as cut
+            left = max(0, min(start - MAX_SHOWN // 2, len(text) - MAX_SHOWN))
+            text = ("…" if left else "") + text[left : left + MAX_SHOWN] + ("…" if left + MAX_SHOWN < len(text) else "")
+            start = start - left + (1 if left else 0)
         if self.span.end_line == self.span.line:
             width = max(self.span.end_column - self.span.column, 1)
         else:
@@ -94,6 +98,9 @@ class Diagnostic:
             "message": self.message,
             "suggestion": self.suggestion,
         }
+
+
+MAX_SHOWN = 160  # characters of a source line shown under a message
 
 
 class TrickError(Exception):

@@ -32,11 +32,29 @@ class LoadResult:
     programs: dict[str, ast.Program]  # every file read, by display path, for source lines
 
 
+SPEC_SUFFIX = ".trick"
+
+
 def is_path(source) -> bool:
-    """Whether `trick.parse(x)` should read x as a path rather than as spec text."""
+    """Whether `trick.parse(x)` should read x as a path rather than as spec text: a path
+    object, a string naming an existing file, or one line ending in `.trick` (a missing spec,
+    which is then an error saying so). The command line passes paths, never text."""
     if isinstance(source, os.PathLike):
         return True
-    return isinstance(source, str) and "\n" not in source and "{" not in source and source.strip().endswith(".trick")
+    if not isinstance(source, str) or "\n" in source:
+        return False
+    try:
+        if os.path.isfile(source):
+            return True
+    except (ValueError, OSError):  # a NUL, a name too long
+        pass
+    return "{" not in source and source.strip().endswith(SPEC_SUFFIX)
+
+
+def is_spec_name(path: str | os.PathLike) -> bool:
+    """Whether a file is named as a spec (`*.trick`): only such files are imported, and only
+    their lines are quoted in diagnostics."""
+    return str(path).lower().endswith(SPEC_SUFFIX)
 
 
 def load(source: str | os.PathLike, name: str | None = None, origin: str | os.PathLike | None = None) -> LoadResult:
@@ -47,15 +65,17 @@ def load(source: str | os.PathLike, name: str | None = None, origin: str | os.Pa
     cache: dict[Path, Loaded | None] = {}
 
     def parse_one(text: str | None, path: Path | None, display: str) -> ast.Program | None:
+        quoted = path is None or is_spec_name(display)  # never the lines of a file that is not a spec
         try:
             if text is None:
                 assert path is not None
                 text = read_source(display)
             program = parse_text(text, display)
         except TrickError as err:
-            diagnostics.extend(err.diagnostics)
+            diagnostics.extend(d if quoted else _unquoted(d) for d in err.diagnostics)
             return None
-        programs[display] = program
+        if quoted:
+            programs[display] = program
         return program
 
     def visit(program: ast.Program, path: Path | None, stack: tuple[Path, ...]) -> Loaded:
@@ -68,6 +88,11 @@ def load(source: str | os.PathLike, name: str | None = None, origin: str | os.Pa
                 exists, is_file, is_dir = target.exists(), target.is_file(), target.is_dir()
             except (OSError, ValueError, RuntimeError) as err:  # too long, a NUL, unencodable, a symlink loop
                 diagnostics.append(Diagnostic(imp.path_span, f"cannot import '{imp.path}': {getattr(err, 'strerror', None) or 'not a usable file name'}"))
+                loaded.imports[imp.alias] = None
+                continue
+            if not is_spec_name(imp.path) or not is_spec_name(target):
+                why = f"it leads to {_display(target)}, which is not a .trick file" if is_spec_name(imp.path) else "it is not a .trick file"
+                diagnostics.append(Diagnostic(imp.path_span, f"cannot import '{imp.path}': {why} (an import names a spec: import \"FILE.trick\" as NAME)"))
                 loaded.imports[imp.alias] = None
                 continue
             if target in stack:
@@ -106,6 +131,10 @@ def load(source: str | os.PathLike, name: str | None = None, origin: str | os.Pa
         origin = Path(origin).resolve() if origin is not None else None
         root = visit(program, origin, (origin,) if origin is not None else ()) if program is not None else None
     return LoadResult(root, diagnostics, programs)
+
+
+def _unquoted(diagnostic: Diagnostic) -> Diagnostic:
+    return Diagnostic(diagnostic.span, diagnostic.message, diagnostic.severity, diagnostic.suggestion)
 
 
 def _display(path: Path) -> str:

@@ -98,7 +98,7 @@ def parse_text(text: str, file: str = "<string>") -> ast.Program:
         try:
             tree = lark().parse(current)
         except UnexpectedInput as err:
-            diagnostic, repair = describe(err, current, file)
+            diagnostic, repair = describe(err, current, file, text)
             errors.append(lines.attach(diagnostic))
             if repair is None or len(errors) >= MAX_ERRORS:
                 break

@@ -5,8 +5,8 @@ back: `parse(show_value(v)) == v` for every value the language can write. Number
 spelling they were written with (a number built in code, without one, is written as Python's
 `repr` of it). A string is quoted, with a backslash, a quote, a newline and a tab written as
 the escapes `\\\\`, `\\"`, `\\n` and `\\t`, so that it stays on one line: `transform.unquote`
-reads `\\n` and `\\t` as a newline and a tab, and a backslash before any other character as
-that character. Other characters, a carriage return among them, have no escape in the
+reads these four back, and refuses a backslash before any other character (an unknown escape
+is a syntax error naming the four). Other characters, a carriage return among them, have no escape in the
 language and are written as they are (only NUL cannot be in a spec at all).
 """
 

@@ -8,6 +8,8 @@ blocks still nest. `nesting_error` refuses nesting too deep for later stages.
 
 from __future__ import annotations
 
+import re
+
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
@@ -16,6 +18,9 @@ from .grammar import POSTLEX, lark
 from .transform import ERROR_PLACEHOLDER, token_span
 
 MAX_NESTING = 50  # braces, brackets and parentheses
+# The top-level blocks (the front end does not read the registries; a test keeps this in step
+# with compiler/clauses BLOCKS): a block keyword inside an open block means a missing '}'.
+BLOCK_NAMES = frozenset({"data", "augment", "model", "train", "evaluate", "transfer", "distill", "curriculum", "report"})
 
 # What each terminal is, in words, for "expected ..." messages.
 TERMINAL_WORDS = {
@@ -94,29 +99,104 @@ def nesting_error(text: str, file: str) -> Diagnostic | None:
     return None
 
 
-def _blank_line(text: str, line: int) -> str:
-    """Replace one line by placeholders that keep its braces balanced, to parse on."""
-    lines = text.split("\n")
-    if not 1 <= line <= len(lines):
-        return text
-    original = lines[line - 1]
-    parts: list[str] = []
-    in_string = False
-    for i, char in enumerate(original):
+_STRING_AT = re.compile(r'"([^"\\\n]|\\[^\n])*"')  # the grammar's STRING
+
+
+def _code_braces(line: str, unclosed_quote_is_code: bool = True) -> list[tuple[int, str]]:
+    """(index, brace) of the braces of one line outside strings and comments. A quote that is
+    never closed on the line opens no string (unless `unclosed_quote_is_code` is false): what
+    follows it is read as code, so that the braces of `data { source file "x.csv }` nest."""
+    found: list[tuple[int, str]] = []
+    in_string = escaped = unclosed = False
+    for i, char in enumerate(line):
         if in_string:
-            if char == '"' and original[i - 1] != "\\":
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
                 in_string = False
             continue
         if char == "#":
             break
         if char == '"':
-            in_string = True
-        elif char == "{":
-            parts.append(f"; {ERROR_PLACEHOLDER} {{")
-        elif char == "}":
-            parts.append("; }")
+            if not unclosed_quote_is_code:
+                in_string = True
+            elif not unclosed:  # once a quote is never closed, no later one is (the same scan goes on)
+                in_string = _STRING_AT.match(line, i) is not None
+                unclosed = not in_string
+        elif char in "{}":
+            found.append((i, char))
+    return found
+
+
+def _blank_line(text: str, line: int, unclosed_quote_is_code: bool = True) -> str:
+    """Replace one line by placeholders that keep its braces balanced, to parse on."""
+    lines = text.split("\n")
+    if not 1 <= line <= len(lines):
+        return text
+    parts = [f"; {ERROR_PLACEHOLDER} {{" if char == "{" else "; }" for _, char in _code_braces(lines[line - 1], unclosed_quote_is_code)]
     lines[line - 1] = " ".join(parts)
     return "\n".join(lines)
+
+
+def _blank_unclosed_string(text: str, line: int) -> str:
+    """Blank a line whose string is never closed: the braces after its quote are code or part
+    of the string, whichever leaves the file's braces balanced (`data { source file "x.csv }`
+    on one line, or `source file "x.csv }` with the block's '}' on the next)."""
+    as_code = _blank_line(text, line, True)
+    return as_code if _balanced(as_code) or not _balanced(_blank_line(text, line, False)) else _blank_line(text, line, False)
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for row in text.split("\n"):
+        for _, char in _code_braces(row):
+            depth += 1 if char == "{" else -1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+def _original_column(original: str | None, current: str, line: int, column: int) -> int:
+    """The column in the text as written of a '{' that the repairs moved (they rewrite a line
+    as placeholders holding its braces, in order)."""
+    if original is None:
+        return column
+    before, now = original.split("\n"), current.split("\n")
+    if not 1 <= line <= min(len(before), len(now)) or before[line - 1] == now[line - 1]:
+        return column
+    k = now[line - 1][: column - 1].count("{")
+    opening = [i for i, char in _code_braces(before[line - 1]) if char == "{"]
+    return opening[k] + 1 if k < len(opening) else column
+
+
+def _block_left_open(text: str, file: str) -> Diagnostic | None:
+    """Where a block keyword stands inside a block that was never closed (`model {` ... then
+    `train {`): the '}' missing before it is the likely error, not the end of the file."""
+    stack: list[tuple[Token, str | None]] = []  # each open '{' and the name before it
+    tokens = list(_safe_tokens(text))
+    for index, token in enumerate(tokens):
+        if token.type == "LBRACE":
+            name = tokens[index - 1] if index and tokens[index - 1].type == "NAME" else None
+            stack.append((token, str(name) if name is not None else None))
+        elif token.type == "RBRACE" and stack:
+            stack.pop()
+        elif (
+            token.type == "NAME"
+            and str(token) in BLOCK_NAMES
+            and stack
+            and index + 1 < len(tokens)
+            and tokens[index + 1].type == "LBRACE"
+            and tokens[index - 1].type in ("LBRACE", "RBRACE", "_NL", "SEMICOLON")
+        ):
+            opener, owner = stack[0]
+            what = f"the {owner} block" if owner in BLOCK_NAMES else f"the '{{' at line {opener.line}"
+            return Diagnostic(
+                token_span(token, file),
+                f"expected '}}' before '{token}': {what} (line {opener.line}) is never closed, and a {token} block cannot go inside it",
+            )
+    return None
 
 
 def _open_brace(text: str) -> tuple[int, int] | None:
@@ -137,8 +217,9 @@ def _safe_tokens(text: str):
         return
 
 
-def describe(err: UnexpectedInput, text: str, file: str):
-    """A Lark error as a diagnostic in words, and how to repair the text to parse on."""
+def describe(err: UnexpectedInput, text: str, file: str, original: str | None = None):
+    """A Lark error as a diagnostic in words, and how to repair the text to parse on.
+    `text` is what was parsed; `original`, the text as written (before earlier repairs)."""
     blank = lambda line: (lambda t: _blank_line(t, line))  # noqa: E731
     if isinstance(err, UnexpectedCharacters):
         char = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
@@ -153,6 +234,8 @@ def describe(err: UnexpectedInput, text: str, file: str):
             message = f"unexpected character {char!r}"
         if char in "-." and err.pos_in_stream + 1 < len(text) and text[err.pos_in_stream + 1] in "-.":
             message = f"unexpected '{text[err.pos_in_stream:err.pos_in_stream + 2]}'"
+        if char == '"':
+            return Diagnostic(span, message), lambda t: _blank_unclosed_string(t, err.line)
         return Diagnostic(span, message), blank(err.line)
 
     assert isinstance(err, (UnexpectedToken, UnexpectedEOF))
@@ -162,7 +245,11 @@ def describe(err: UnexpectedInput, text: str, file: str):
     if at_end:
         opened = _open_brace(text)
         if opened:
-            span = Span.point(file, *opened)
+            left_open = _block_left_open(text, file)
+            if left_open is not None and left_open.span.line != opened[0]:
+                return left_open, None
+            line, column = opened
+            span = Span.point(file, line, _original_column(original, text, line, column))
             return Diagnostic(span, "this '{' is never closed; expected '}' before the end of the file"), None
         last_line = text.rstrip().count("\n") + 1
         last_column = len(text.rstrip().split("\n")[-1]) + 1

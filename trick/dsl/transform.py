@@ -34,16 +34,37 @@ def _without_blanked(statements):
     return (s for s in statements if not (isinstance(s, ast.Line) and s.chain[0].name == ERROR_PLACEHOLDER))
 
 
+ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}  # the escapes a string may hold
+ESCAPES_TEXT = "\\\", \\\\, \\n and \\t"
+LARGEST_FLOAT = 1.7976931348623157e308  # a number literal must be a finite 64-bit float
+_MAX_DIGITS = 310  # more digits than any integer below LARGEST_FLOAT has: never converted
+
+
+class BadEscape(ValueError):
+    """A backslash before a character that has no escape; `index` is its offset in the literal."""
+
+    def __init__(self, index: int, char: str):
+        super().__init__(f"unknown escape '\\{char}'")
+        self.index, self.char = index, char
+
+
 def unquote(literal: str) -> str:
-    """The text of a STRING token: `\\n` and `\\t` are a newline and a tab, `\\x` any other character x."""
+    """The text of a STRING token: `\\n`, `\\t`, `\\"` and `\\\\` are a newline, a tab, a quote and
+    a backslash; a backslash before any other character raises BadEscape."""
     out = []
-    chars = iter(literal[1:-1])
-    for char in chars:
+    body = literal[1:-1]
+    index = 0
+    while index < len(body):
+        char = body[index]
         if char == "\\":
-            escaped = next(chars, "")
-            out.append({"n": "\n", "t": "\t"}.get(escaped, escaped))
-        else:
-            out.append(char)
+            escaped = body[index + 1 : index + 2]
+            if escaped not in ESCAPES:
+                raise BadEscape(index + 1, escaped)
+            out.append(ESCAPES[escaped])
+            index += 2
+            continue
+        out.append(char)
+        index += 1
     return "".join(out)
 
 
@@ -68,7 +89,7 @@ class ToAst(Transformer_NonRecursive):
 
     def import_decl(self, meta, children):
         path, alias = children
-        return ast.Import(unquote(str(path)), str(alias), self._span(meta), self._tok(path), self._tok(alias))
+        return ast.Import(self._unquote(path), str(alias), self._span(meta), self._tok(path), self._tok(alias))
 
     def line(self, meta, children):
         label = label_span = None
@@ -107,14 +128,36 @@ class ToAst(Transformer_NonRecursive):
 
     def number(self, meta, tokens):
         text = "".join(str(t) for t in tokens)
-        literal = str(tokens[-1])
-        value: int | float = int(literal) if tokens[-1].type == "INT" else float(literal)
+        value = self._literal(tokens[-1])
         if len(tokens) == 2:
             value = -value
         return ast.Number(value, self._span(meta), text)
 
+    def _literal(self, token: Token) -> int | float:
+        """The value of an INT or FLOAT token; a number beyond the 64-bit float range is an error."""
+        literal = str(token)
+        if token.type == "INT":
+            digits = literal.lstrip("0") or "0"
+            value: int | float | None = int(digits) if len(digits) <= _MAX_DIGITS else None
+            too_large = value is None or value > LARGEST_FLOAT
+        else:
+            value = float(literal)
+            too_large = value == float("inf")
+        if too_large:
+            shown = literal if len(literal) <= 24 else f"{literal[:12]}... ({len(literal):,} characters)"
+            raise TrickSyntaxError(Diagnostic(self._tok(token), f"the number {shown} is too large; numbers in a spec are at most about 1.8e308 (the largest 64-bit float)"))
+        return value
+
+    def _unquote(self, token: Token) -> str:
+        try:
+            return unquote(str(token))
+        except BadEscape as err:
+            column = token.column + err.index
+            span = Span(self.file, token.line, column, token.line, column + 1 + len(err.char))
+            raise TrickSyntaxError(Diagnostic(span, f"unknown escape '\\{err.char}' in a string; the escapes are {ESCAPES_TEXT} (write \\\\ for a backslash)")) from None
+
     def string(self, meta, children):
-        return ast.String(unquote(str(children[0])), self._span(meta))
+        return ast.String(self._unquote(children[0]), self._span(meta))
 
     def true(self, meta, children):
         return ast.Bool(True, self._span(meta))
@@ -154,10 +197,10 @@ class ToAst(Transformer_NonRecursive):
         return ast.Neg(children[0], self._span(meta))
 
     def int_atom(self, meta, children):
-        return ast.Number(int(children[0]), self._span(meta), str(children[0]))
+        return ast.Number(self._literal(children[0]), self._span(meta), str(children[0]))
 
     def float_atom(self, meta, children):
-        return ast.Number(float(children[0]), self._span(meta), str(children[0]))
+        return ast.Number(self._literal(children[0]), self._span(meta), str(children[0]))
 
     def name_atom(self, meta, children):
         return ast.Name(str(children[0]), self._span(meta))

@@ -2,18 +2,19 @@
 
 The `Augmenter` (augment.py) looks these classes up by the name of the step's kind (`OPS`
 there) and runs them in fused stages; the pixel-coordinate matrices of the geometric ones are
-applied by `geometry.warp`, and the colour ones compose into a `ColorState`.
+applied by `geometry.warp` (`warp_chain` where a `scale` clamps), and the colour ones run as
+torchvision's definitions: `blend` and `hue_shift`, or composed into a `ColorState`.
 docs/augmentation.md gives the formulas.
 """
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..compiler import ir
 
@@ -71,6 +72,14 @@ class Op(ABC):
 
     # whether a colour op is a linear map of each pixel's channels (commutes with warps)
     linear = False
+    # whether a geometric op clamps its source coordinates into its input frame (a resize)
+    clamps = False
+    # the bounds colour results are clamped to ((0, 1) for data in [0, 1]), set by the Augmenter
+    clamp: tuple[float, float] | None = None
+
+    def materializes(self, size_in) -> bool:
+        """Whether a geometric op must be computed on its own, not as a map of coordinates."""
+        return False
 
 
 class Shift(Op):
@@ -148,17 +157,27 @@ class Crop(Op):
 class Scale(Op):
     """Resize so the short side is L ∈ {lo..hi} (uniform), then a random SIZE x SIZE crop.
 
-    The resize maps corner pixel centres to corner pixel centres (the align_corners=True
-    convention): x_in = x_resized · (W - 1) / (W' - 1), so no sample falls outside the image.
+    torchvision's `Resize(L)` then `RandomCrop(SIZE)` on tensors: the long side becomes
+    int(long · L / short) (truncated), the resize is bilinear with half-pixel centres
+    (align_corners=False: x_in = (x_resized + 0.5) · W / W' - 0.5, the source coordinate
+    clamped into [0, W - 1] as F.interpolate clamps it), antialiased when it shrinks. An
+    enlarging resize is a point sample, fused into the run's warp (`clamps`); one that can
+    shrink (lo < the input's short side) is done on its own by F.interpolate(antialias=True),
+    a call per short side L in the batch (`resize_crop`).
     """
 
     family, stage = "geometric", "image"
+    clamps = True  # its source coordinates are clamped into its input frame
 
     def out_size(self, size):
         return (self.args["size"], self.args["size"])
 
     def stays_inside(self, size_in):
-        return self.args["short_side"][0] >= min(size_in)  # upsampling: corners map inside
+        return True  # the clamp keeps every source point inside the input
+
+    def materializes(self, size_in) -> bool:
+        """Whether some L shrinks the image (then it is antialiased, which no warp can do)."""
+        return self.args["short_side"][0] < min(size_in)
 
     def draw(self, n, channels, size, g):
         low, high = self.args["short_side"]
@@ -166,11 +185,15 @@ class Scale(Op):
         return {"short": short, "u_top": torch.rand(n, generator=g, dtype=_F64), "u_left": torch.rand(n, generator=g, dtype=_F64)}
 
     def offsets(self, p, size_in):
-        """Resized height and width (short side L, the long one rounded), and the crop's corner."""
+        """Resized height and width (torchvision's arithmetic: the short side L, the long one
+        int(long · L / short)), and the crop's corner (uniform over the positions that fit)."""
         h, w = size_in
         s = self.args["size"]
-        ratio = _np(p["short"]) / min(h, w)
-        hr, wr = np.floor(h * ratio + 0.5), np.floor(w * ratio + 0.5)
+        short = p["short"].numpy().astype(np.int64)
+        small, large = min(h, w), max(h, w)
+        long_side = (short * large) // small  # = int(L * long / short): exact in integers
+        hr, wr = (short, long_side) if h <= w else (long_side, short)
+        hr, wr = hr.astype(np.float64), wr.astype(np.float64)
         top = np.minimum(np.floor(_np(p["u_top"]) * (hr - s + 1)), hr - s)
         left = np.minimum(np.floor(_np(p["u_left"]) * (wr - s + 1)), wr - s)
         return hr, wr, top, left
@@ -178,12 +201,34 @@ class Scale(Op):
     def matrix(self, p, size_in, size_out):
         h, w = size_in
         hr, wr, top, left = self.offsets(p, size_in)
-        fy = (h - 1) / np.maximum(hr - 1, 1)
-        fx = (w - 1) / np.maximum(wr - 1, 1)
+        fy, fx = h / hr, w / wr
         m = _eye(len(hr))
-        m[:, 0, 0], m[:, 0, 2] = fx, fx * left
-        m[:, 1, 1], m[:, 1, 2] = fy, fy * top
+        m[:, 0, 0], m[:, 0, 2] = fx, fx * (left + 0.5) - 0.5
+        m[:, 1, 1], m[:, 1, 2] = fy, fy * (top + 0.5) - 0.5
         return m
+
+    def resize_crop(self, x: torch.Tensor, p) -> torch.Tensor:
+        """The resize (F.interpolate, bilinear, align_corners=False, antialias=True, one call
+        per short side L in the batch) and the crop (an exact copy of each window)."""
+        n, c, h, w = x.shape
+        s = self.args["size"]
+        hr, wr, top, left = self.offsets(p, (h, w))
+        short = p["short"]
+        out = x.new_empty(n, c, s, s)
+        for value in torch.unique(short).tolist():
+            rows = torch.nonzero(short == value).flatten()
+            i = int(rows[0])
+            size = (int(hr[i]), int(wr[i]))
+            part = x[rows.to(x.device)]
+            if size != (h, w):
+                part = F.interpolate(part, size=size, mode="bilinear", align_corners=False, antialias=True)
+            ys = torch.from_numpy(top[rows.numpy()]).long()[:, None] + torch.arange(s)
+            xs = torch.from_numpy(left[rows.numpy()]).long()[:, None] + torch.arange(s)
+            ys, xs = ys.to(x.device), xs.to(x.device)
+            k = torch.arange(len(rows), device=x.device)
+            window = part[k[:, None, None], :, ys[:, :, None], xs[:, None, :]]  # (b, s, s, c)
+            out[rows.to(x.device)] = window.permute(0, 3, 1, 2)
+        return out
 
 
 class Affine(Op):
@@ -263,43 +308,90 @@ def homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 class Color(Op):
     """Brightness, contrast, saturation, hue, applied in that order; each factor ~ U(range).
 
-    With w the gray weights (ITU-R BT.601 luma for RGB, 1/C each otherwise), gray(x) = w·x:
+    torchvision's definitions (`adjust_brightness`, `adjust_contrast`, `adjust_saturation`,
+    `adjust_hue`), with w the gray weights (ITU-R BT.601 luma for RGB, 1/C each otherwise),
+    gray(x) = w·x:
       brightness b:  x' = b·x
       contrast c:    x' = c·x + (1 - c)·m·1, m = the image's mean gray (mean of gray(x) over pixels)
       saturation s:  x' = s·x + (1 - s)·gray(x)·1
-      hue h:         x' = R_h·x, R_h the rotation by 2πh about the gray axis u = [1, 1, 1]/√3:
-                     R_h = cos·I + sin·[u]× + (1 - cos)·u·uᵀ (red turns towards green for h > 0)
+      hue h:         RGB -> HSV, H' = (H + h) mod 1, HSV -> RGB (h in turns)
+    On data in [0, 1] (`clamp` set) every factor but hue is followed by a clamp into [0, 1],
+    as torchvision's `_blend` does, so the factors run one after another; otherwise the first
+    three compose into one matrix (`ColorState`) and nothing is clamped. A factor whose range
+    is the neutral one (1, or 0 for hue) is skipped.
     """
 
     family, stage = "color", "image"
+    FACTORS = (("brightness", (1.0, 1.0)), ("contrast", (1.0, 1.0)), ("saturation", (1.0, 1.0)), ("hue", (0.0, 0.0)))
 
     @property
     def linear(self) -> bool:
-        return tuple(self.args["contrast"]) == (1.0, 1.0)
+        """A linear map of each pixel's channels (so it commutes with warps): no contrast (it
+        needs the image's mean), no hue (HSV is not linear), and no clamping."""
+        if self.clamp is not None:
+            return not self.factors()
+        return tuple(self.args["contrast"]) == (1.0, 1.0) and tuple(self.args["hue"]) == (0.0, 0.0)
+
+    def factors(self) -> list[str]:
+        """The factors this op applies (those whose range is not the neutral one), in order."""
+        return [k for k, neutral in self.FACTORS if tuple(self.args[k]) != neutral]
 
     def draw(self, n, channels, size, g):
         a = self.args
         return {k: _uniform(n, *a[k], g) for k in ("brightness", "contrast", "saturation", "hue")}
 
-    def compose(self, p, state: ColorState) -> None:
-        k = state.k
-        eye = np.eye(k)
-        state.scale(_np(p["brightness"]))
-        state.contrast(_np(p["contrast"]))
-        s = _np(p["saturation"])[:, None, None]
-        if (s != 1).any():
-            state.linear(s * eye + (1 - s) * np.outer(np.ones(k), state.w))
-        if k == 3 and (_np(p["hue"]) != 0).any():
-            state.linear(hue_matrix(_np(p["hue"])))
+
+def gray(x: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W): the luma w·x of RGB images (BT.601), the channel mean of others."""
+    if x.shape[1] == 3:
+        w = torch.tensor(LUMA, device=x.device, dtype=x.dtype)
+        return torch.einsum("c,bchw->bhw", w, x).unsqueeze(1)
+    return x.mean(1, keepdim=True)
 
 
-def hue_matrix(h) -> np.ndarray:
-    """(n, 3, 3) rotations by 2πh about the gray axis [1, 1, 1]/√3 (Rodrigues' formula)."""
-    angle = 2 * np.pi * np.asarray(h, dtype=np.float64)
-    cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
-    u = np.full(3, 1 / math.sqrt(3))
-    cross = np.array([[0.0, -u[2], u[1]], [u[2], 0.0, -u[0]], [-u[1], u[0], 0.0]])
-    return cos * np.eye(3) + sin * cross + (1 - cos) * np.outer(u, u)
+def _per_sample(v: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(v).to(x.device, x.dtype).view(-1, *([1] * (x.dim() - 1)))
+
+
+def blend(x: torch.Tensor, kind: str, f: np.ndarray) -> torch.Tensor:
+    """One of brightness, contrast, saturation with per-sample factors f (n,): f·x + (1 - f)·other."""
+    f = _per_sample(f, x)
+    if kind == "brightness":
+        return x * f
+    other = gray(x)
+    if kind == "contrast":
+        other = other.mean((-2, -1), keepdim=True)
+    return f * x + (1 - f) * other
+
+
+def hue_shift(x: torch.Tensor, h: np.ndarray) -> torch.Tensor:
+    """torchvision's adjust_hue, batched: RGB -> HSV, hue + h (turns, per sample) mod 1, HSV -> RGB.
+
+    With M, m the largest and smallest channel of a pixel and Δ = M - m, each channel scaled
+    to u = (x - m) / Δ in [0, 1] (the largest exactly 1, so floor(u) says which it is): the hue
+    in sixths is torchvision's `_rgb2hsv`, (g - b) where R is largest, 2 + (b - r) where G is
+    (and R is not), 4 + (r - g) otherwise (in u's). The way back is HSV -> RGB in closed
+    form: channel n (5 for R, 3 for G, 1 for B) = M - Δ·clamp(min(k, 4 - k), 0, 1),
+    k = (n + 6·H') mod 6, written m + Δ·clamp(|((k + 1) mod 6) - 3| - 1, 0, 1). For inputs in
+    [0, 1] this is torchvision's `_hsv2rgb` (to float rounding); for any input it keeps each
+    pixel's largest and smallest value. Only arithmetic, mostly in place (comparisons,
+    `where` and `remainder` cost several times as much on the CPU).
+    """
+    maxc = x.amax(1, keepdim=True)
+    minc = x.amin(1, keepdim=True)
+    chroma = maxc.sub_(minc)
+    unit = torch.sub(x, minc).div_(torch.clamp_min(chroma, torch.finfo(x.dtype).tiny))  # gray pixels: 0 / tiny = 0
+    r, g, b = unit[:, 0:1], unit[:, 1:2], unit[:, 2:3]
+    largest = torch.floor(unit[:, :2])  # 1 where R (G) is a largest channel, else 0
+    sixths = torch.sub(r, g).add_(4.0)
+    other = torch.sub(b, r).add_(2.0)
+    sixths.lerp_(other, largest[:, 1:2])
+    sixths.lerp_(torch.sub(g, b, out=other), largest[:, 0:1])
+    sixths.add_(_per_sample(6.0 * np.mod(np.asarray(h, dtype=np.float64), 1.0), sixths))  # 6·H' in [-1, 11), not wrapped
+    y = torch.add(sixths, torch.tensor([6.0, 4.0, 2.0], dtype=x.dtype, device=x.device).view(1, 3, 1, 1), out=unit)  # k + 1, in [1, 17)
+    # |((y) mod 6) - 3| without a remainder: the folds |y - 6|, then |· - 6|, hold it for y in [-6, 18]
+    y.sub_(6.0).abs_().sub_(6.0).abs_().sub_(3.0).abs_().sub_(1.0).clamp_(0.0, 1.0)
+    return y.mul_(chroma).add_(minc)
 
 
 class Noise(Op):
@@ -338,6 +430,15 @@ class ColorState:
         self.m = b[:, None, None] * self.m
         self.o = b[:, None] * self.o
         self.q = b[:, None, None] * self.q
+
+    def brightness(self, b: np.ndarray) -> None:
+        self.scale(b)
+
+    def saturation(self, s: np.ndarray) -> None:
+        """Then x -> s·x + (1 - s)·gray(x)·1."""
+        k = self.k
+        s = s[:, None, None]
+        self.linear(s * np.eye(k) + (1 - s) * np.outer(np.ones(k), self.w))
 
     def contrast(self, c: np.ndarray) -> None:
         """Then x -> c·x + (1 - c)·m·1, m the mean gray of the image at this point."""

@@ -8,6 +8,8 @@ checkpoint or the new one, never half of one. Loading uses `weights_only=True`.
 from __future__ import annotations
 
 import os
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -34,13 +36,34 @@ def save(path: Path, data: dict) -> None:
 def load(path: Path, map_location="cpu") -> dict:
     path = Path(path)
     where = Span.point(str(path), 1, 1)
+    if path.is_dir():
+        raise CheckpointError(Diagnostic(where, "this is a folder, not a checkpoint; move it away (a checkpoint is a file that trick writes)"))
     if not path.is_file():
         raise CheckpointError(Diagnostic(where, "there is no checkpoint here"))
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a truncated one has lost its index
+        raise CheckpointError(Diagnostic(where, "the checkpoint is corrupt or truncated and cannot be loaded (it is not a complete torch archive)"))
     try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols; the error below says what matters
+            data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many kinds here: RuntimeError, EOFError, UnpicklingError...
-        reason = str(err).strip().split("\n")[0][:200] or type(err).__name__
-        raise CheckpointError(Diagnostic(where, f"the checkpoint is corrupt or truncated and cannot be loaded ({reason})")) from None
+        if _unsafe(err):  # torch's own message advises loading it with weights_only=False: never
+            message = "this file holds pickled objects other than tensors and plain data, which trick never loads (it runs no pickled code); trick's checkpoints hold none, so it is damaged or was not written by trick"
+        else:
+            message = f"the checkpoint is corrupt or truncated and cannot be loaded ({_reason(err)})"
+        raise CheckpointError(Diagnostic(where, message)) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(Diagnostic(where, f"this is not a trick checkpoint of format {FORMAT}"))
     return data
+
+
+def _unsafe(err: Exception) -> bool:
+    """Whether torch refused the file for holding more than tensors and plain data."""
+    text = str(err)
+    return "weights_only" in text or "Weights only" in text or "Unsupported global" in text
+
+
+def _reason(err: Exception) -> str:
+    """The first line of torch's error, short."""
+    line = (str(err).strip().splitlines() or [""])[0][:200]
+    return line or type(err).__name__

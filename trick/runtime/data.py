@@ -5,6 +5,10 @@
     source -> classes filter -> test split -> train_fraction -> validation split
            -> derived targets -> reshape to the model's input -> normalize (fitted on train)
 
+The splits keep the inputs as the source gave them as well (`Splits.raw`): augmentation acts
+on the data's own scale, so the trainer augments raw training batches and then normalizes
+them with the same `Normalizer` (docs/augmentation.md).
+
 The sources themselves are in `sources.py`. Every random choice comes from local generators
 seeded from `seed`; the global RNGs of Python, numpy and torch are never drawn from.
 """
@@ -12,7 +16,7 @@ seeded from `seed`; the global RNGs of Python, numpy and torch are never drawn f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Collection
 
 import numpy as np
@@ -80,14 +84,18 @@ def _real(expr: Any) -> Any:
 def _values(target: Target, names: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
     """A target's value for every sample (float64), by the IR's evaluator; errors at the target."""
     try:
-        # a division by zero in any sample raises (as it does on Python numbers), so that a
-        # comparison of its inf or nan cannot hide it
-        with np.errstate(divide="raise", invalid="raise", over="ignore", under="ignore"):
+        # a division by zero or an overflow in any sample raises (as it does on Python
+        # numbers), so that a comparison of its inf or nan cannot hide it
+        with np.errstate(divide="raise", invalid="raise", over="raise", under="ignore"):
             value = evaluate_expr(_real(target.expr), names)
     except KeyError as e:
         hint, _ = did_you_mean(e.args[0], names)
         fail(f"unknown name '{e.args[0]}' in the expression; it can use 'label' and earlier targets{hint}", target.span)
-    except (ZeroDivisionError, FloatingPointError):
+    except FloatingPointError as err:
+        if "overflow" in str(err):
+            fail(f"target {target.name} = {expr_text(target.expr)} overflows for some samples: its value is beyond the 64-bit float range (about 1.8e308)", target.span)
+        value = np.inf  # a division by zero: reported by the caller, with the expression
+    except ZeroDivisionError:
         value = np.inf  # reported by the caller, with the expression
     return np.broadcast_to(value, shape).astype(np.float64)
 
@@ -137,14 +145,30 @@ class Normalizer:
     minmax: shift = min, scale = max - min, mapping train into [0, 1].
     per=feature fits one pair per value position, per=channel one per channel (axis 1 of
     [N, C, ...]). A zero scale (a constant feature) becomes 1. kind None is the identity.
+
+    `fit` also records the range [low, high] of the raw training values (with any kind):
+    `clamp` is (0, 1) when it lies in [0, 1] (images stored as floats in [0, 1], where colour
+    augmentation clamps its results as torchvision does), else None.
     """
 
     def __init__(self, kind: str | None = None, per: str = "feature", span=None):
         self.kind, self.per, self.span = kind, per, span
         self.shift: torch.Tensor | None = None  # float64, broadcasting over [N, *input_shape]
         self.scale: torch.Tensor | None = None
+        self.low: float | None = None  # the range of the raw training values, set by fit
+        self.high: float | None = None
+
+    @property
+    def clamp(self) -> tuple[float, float] | None:
+        """(0.0, 1.0) when the raw training data lies in [0, 1], else None: the bounds the
+        colour augmentation clamps to (`Augmenter(steps, clamp=...)`)."""
+        if self.low is None or self.high is None:
+            return None
+        return (0.0, 1.0) if self.low >= 0.0 and self.high <= 1.0 else None
 
     def fit(self, x: torch.Tensor) -> "Normalizer":
+        if x.numel():
+            self.low, self.high = float(x.min()), float(x.max())
         if self.kind is None:
             return self
         dims = (0,) if self.per == "feature" or x.dim() == 2 else (0, *range(2, x.dim()))
@@ -153,19 +177,44 @@ class Normalizer:
         return self
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x normalized, elementwise in float64 and back to x's dtype: the splits are normalized
+        with this once, and so is every augmented training batch (bit-for-bit the same values
+        for the same inputs, on any device with float64)."""
         if self.kind is None:
             return x
+        if x.device.type == "mps":  # no float64 there
+            return self(x.cpu()).to(x.device)
         # In float64: a float32 shift of a feature far from 0 (1000 ± 0.01) would bias the mean.
         return ((x.double() - self.shift.to(x.device)) / self.scale.to(x.device)).to(x.dtype)
 
+    def to(self, device) -> "Normalizer":
+        """This normalizer with its tensors on `device` (so that batches there need no copies)."""
+        other = Normalizer(self.kind, self.per, self.span)
+        other.low, other.high = self.low, self.high
+        if self.kind is not None and torch.device(device).type != "mps":
+            other.shift, other.scale = self.shift.to(device), self.scale.to(device)
+        else:
+            other.shift, other.scale = self.shift, self.scale
+        return other
+
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        """The raw values of normalized inputs (up to rounding)."""
+        if self.kind is None:
+            return x
+        return (x.double() * self.scale.to(x.device) + self.shift.to(x.device)).to(x.dtype)
+
     def state_dict(self) -> dict:
         plain = lambda t: None if t is None else t.tolist()  # noqa: E731
-        return {"kind": self.kind, "per": self.per, "shift": plain(self.shift), "scale": plain(self.scale)}
+        state = {"kind": self.kind, "per": self.per, "shift": plain(self.shift), "scale": plain(self.scale)}
+        if self.low is not None:  # fitted: the raw training range (what `clamp` is decided from)
+            state["range"] = [self.low, self.high]
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         tensor = lambda v: None if v is None else torch.tensor(v, dtype=torch.float64)  # noqa: E731
         self.kind, self.per = state["kind"], state["per"]
         self.shift, self.scale = tensor(state["shift"]), tensor(state["scale"])
+        self.low, self.high = state.get("range", (None, None))  # checkpoints written before the range was kept have none
 
 
 # ---- the pipeline -------------------------------------------------------------------------------------
@@ -177,7 +226,8 @@ SPLITS = ("train", "val", "test")
 class Splits:
     """Float32 inputs [N, *input_shape] (normalized) and int64 labels per split; `targets`
     maps a split to {target name: tensor}, the label under "label"; `num_classes` gives
-    max + 1 of each class target over all splits."""
+    max + 1 of each class target over all splits; `raw` maps a split to its inputs before
+    normalization (the same tensors without `normalize`)."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -188,10 +238,18 @@ class Splits:
     targets: dict[str, dict[str, torch.Tensor]]
     num_classes: dict[str, int]
     normalizer: Normalizer
+    raw: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def split(self, name: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(x, targets) of "train", "val" or "test"."""
         return getattr(self, f"x_{name}"), self.targets[name]
+
+    def raw_inputs(self, name: str) -> torch.Tensor:
+        """The inputs of a split on the data's own scale, before normalization (what
+        augmentation acts on); undone from the normalized ones when `raw` does not hold them."""
+        if name in self.raw:
+            return self.raw[name]
+        return self.normalizer.inverse(getattr(self, f"x_{name}"))
 
 
 def load_splits(plan: DataPlan, seed: int, input_shape: tuple[int, ...], regression: Collection[str] = ()) -> Splits:
@@ -249,6 +307,7 @@ def load_splits(plan: DataPlan, seed: int, input_shape: tuple[int, ...], regress
     norm = plan.normalize
     normalizer = Normalizer(norm.kind, norm.args.get("per", "feature"), norm.span) if norm else Normalizer()
     normalizer.fit(x_train)
+    raw_inputs = dict(zip(SPLITS, (x_train, x_val, x_test)))
     x_train, x_val, x_test = (normalizer(t).contiguous() for t in (x_train, x_val, x_test))
     labels = {s: targets[s]["label"] for s in SPLITS}
-    return Splits(x_train, labels["train"], x_val, labels["val"], x_test, labels["test"], targets, num_classes, normalizer)
+    return Splits(x_train, labels["train"], x_val, labels["val"], x_test, labels["test"], targets, num_classes, normalizer, raw_inputs)

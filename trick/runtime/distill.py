@@ -47,9 +47,7 @@ def train_hints(trainer, teacher, plan: ir.TrainingPlan, normalizer, progress=No
         order = torch.randperm(len(x_all), generator=trainer.generator)
         total, n = 0.0, 0
         for index in trainer._batches(order):
-            x = x_all[index.to(trainer.device)]
-            if trainer.augment:
-                x = trainer.augment(x, trainer.generator)
+            x = trainer.train_inputs(index.to(trainer.device))  # augmented on the raw scale, then normalized
             with torch.no_grad():
                 hint = teacher.model.features(teacher.inputs(x, normalizer), hint_label)
             loss = hint_loss(hint, r(model.features(x, guided_label)))

@@ -5,6 +5,11 @@ The maps are affine, or projective (homographies) once a `warp` is among the geo
 Pixel i is centred at coordinate i and covers [i - 0.5, i + 0.5]; x is the column, y the row
 (pointing down). A matrix (B, 3, 3) maps the homogeneous pixel coordinates (x, y, 1) of the
 output to those of the input ("where does this output pixel come from").
+
+`warp` samples at one matrix per sample. `warp_chain` samples at a chain of them, with the
+coordinates clamped into a frame between two links: that is how a resize (`scale`) is fused,
+since F.interpolate (and torchvision's resize) clamps the source coordinate into the image it
+resizes (its border pixels extend outwards) where the rest of the pipeline fills with zeros.
 """
 
 from __future__ import annotations
@@ -131,3 +136,102 @@ def _warp_projective(x: torch.Tensor, m: np.ndarray, out_size: tuple[int, int], 
     if canvases:
         out = out * (points[:, 1:].abs().amax((1, 2)) <= 1).view(n, 1, ho, wo).to(out.dtype)
     return out.to(x.dtype)
+
+
+# ---- chains with clamps ------------------------------------------------------------------------------
+
+
+def warp_chain(x: torch.Tensor, pieces, out_size: tuple[int, int]) -> torch.Tensor:
+    """x (B, C, H, W) sampled at a chain of maps, from the output towards the input.
+
+    Each piece is (m, canvases, clamp): `m` (B, 3, 3) maps the current points (pixel
+    coordinates; at first those of the output pixels) to the next frame; each canvas
+    (S (B, 3, 3), (h, w)) maps the current points into an intermediate image, and output
+    pixels whose point falls outside that frame are zero; `clamp` (h, w), when not None,
+    clamps the points, once mapped by m, into [0, w - 1] x [0, h - 1] (as F.interpolate
+    clamps its source coordinates). A single piece without a clamp is `warp`. The mode is
+    `nearest` when every map takes pixel centres to pixel centres, else `bilinear`; one
+    grid_sample in either case.
+    """
+    if len(pieces) == 1 and pieces[0][2] is None:
+        m, canvases, _ = pieces[0]
+        return warp(x, m, out_size, canvases)
+    h, w = x.shape[-2:]
+    work = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    maps = [m for m, _, _ in pieces] + [s for _, canvases, _ in pieces for s, _ in canvases]
+    integral = all(_affine(m) for m in maps) and all(is_integral(m) for m, _, _ in pieces)
+    if all(_affine(m) and _axis_aligned(m) for m in maps):
+        grid, keep = _chain_axis_aligned(pieces, (h, w), out_size, work.device, work.dtype)
+    else:
+        grid, keep = _chain_general(pieces, (h, w), out_size, work.device, work.dtype)
+    out = F.grid_sample(work, grid, mode="nearest" if integral else "bilinear", padding_mode="zeros", align_corners=False)
+    if keep is not None:
+        out = out * keep
+    return out.to(x.dtype)
+
+
+def _tensor(m: np.ndarray, device, dtype) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(m)).to(device, dtype)
+
+
+def _chain_axis_aligned(pieces, in_size, out_size, device, dtype):
+    """The grid of an axis-aligned chain from one row and one column per sample; pixels
+    outside a canvas get a grid point far outside [-1, 1] (zeros), after every clamp."""
+    h, w = in_size
+    ho, wo = out_size
+    n = pieces[0][0].shape[0]
+    px = torch.arange(wo, device=device, dtype=dtype).expand(n, wo)
+    py = torch.arange(ho, device=device, dtype=dtype).expand(n, ho)
+    kx = torch.ones(n, wo, dtype=torch.bool, device=device)
+    ky = torch.ones(n, ho, dtype=torch.bool, device=device)
+    for m, canvases, clamp in pieces:
+        for s, (hc, wc) in canvases:
+            t = _tensor(s, device, dtype)
+            cx = t[:, 0, 0, None] * px + t[:, 0, 2, None]
+            cy = t[:, 1, 1, None] * py + t[:, 1, 2, None]
+            kx &= (cx >= -0.5) & (cx <= wc - 0.5)
+            ky &= (cy >= -0.5) & (cy <= hc - 0.5)
+        t = _tensor(m, device, dtype)
+        px = t[:, 0, 0, None] * px + t[:, 0, 2, None]
+        py = t[:, 1, 1, None] * py + t[:, 1, 2, None]
+        if clamp is not None:
+            px, py = px.clamp(0, clamp[1] - 1), py.clamp(0, clamp[0] - 1)
+    gx = torch.where(kx, (2 * px + 1) / w - 1, _OUTSIDE)
+    gy = torch.where(ky, (2 * py + 1) / h - 1, _OUTSIDE)
+    return torch.stack([gx[:, None, :].expand(n, ho, wo), gy[:, :, None].expand(n, ho, wo)], -1), None
+
+
+def _chain_general(pieces, in_size, out_size, device, dtype):
+    """The grid of any chain (affine or projective maps), point by point, and which output
+    pixels to keep (inside every canvas, and never behind the horizon of a homography)."""
+    h, w = in_size
+    ho, wo = out_size
+    n = pieces[0][0].shape[0]
+    xs = torch.arange(wo, device=device, dtype=dtype)
+    ys = torch.arange(ho, device=device, dtype=dtype)
+    points = torch.stack([xs.expand(ho, wo), ys[:, None].expand(ho, wo), torch.ones(ho, wo, device=device, dtype=dtype)]).view(1, 3, ho * wo)
+    points = points.expand(n, 3, ho * wo)
+    keep = torch.ones(n, 1, ho * wo, dtype=torch.bool, device=device)
+
+    def mapped(m, points):
+        q = torch.matmul(_tensor(m, device, dtype), points)
+        if _affine(m):
+            return q, None
+        ahead = q[:, 2:] > 0
+        return torch.cat([q[:, :2] / torch.where(ahead, q[:, 2:], torch.ones_like(q[:, 2:])), torch.ones_like(q[:, 2:])], 1), ahead
+
+    for m, canvases, clamp in pieces:
+        for s, (hc, wc) in canvases:
+            q, ahead = mapped(s, points)
+            inside = (q[:, :1] >= -0.5) & (q[:, :1] <= wc - 0.5) & (q[:, 1:2] >= -0.5) & (q[:, 1:2] <= hc - 0.5)
+            keep &= inside if ahead is None else inside & ahead
+        points, ahead = mapped(m, points)
+        if ahead is not None:
+            keep &= ahead
+        if clamp is not None:
+            points = torch.cat([points[:, :1].clamp(0, clamp[1] - 1), points[:, 1:2].clamp(0, clamp[0] - 1), points[:, 2:]], 1)
+    gx = (2 * points[:, 0] + 1) / w - 1
+    gy = (2 * points[:, 1] + 1) / h - 1
+    grid = torch.stack([gx, gy], -1).view(n, ho, wo, 2)
+    grid = torch.where(keep.view(n, ho, wo, 1), grid, torch.full_like(grid, _OUTSIDE))
+    return grid, keep.view(n, 1, ho, wo).to(dtype)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..dsl.diagnostics import Diagnostic, Span
 from . import checkpoint as ckpt
 from .data import Normalizer
 
@@ -44,9 +45,9 @@ def finished_run(runs: Path, spec: str, content_hash: str) -> Path | None:
         summary = run_dir / "summary.json"
         if summary.is_file() and (run_dir / "best.pt").is_file():
             try:
-                if json.loads(summary.read_text()).get("content_hash") == content_hash:
+                if json.loads(summary.read_text(encoding="utf-8")).get("content_hash") == content_hash:
                     return run_dir
-            except ValueError:
+            except (OSError, ValueError, AttributeError):  # unreadable, or not a summary: not a finished run
                 continue
     return None
 
@@ -54,10 +55,15 @@ def finished_run(runs: Path, spec: str, content_hash: str) -> Path | None:
 def load_imported(alias: str, program, run_dir: Path, device: torch.device) -> ImportedRun:
     """The imported spec's model (its compiled program, from the importing one) with its
     best weights, frozen, in eval mode."""
-    best = ckpt.load(run_dir / "best.pt")
+    path = run_dir / "best.pt"
+    best = ckpt.load(path)
     model = program.model()
-    model.load_state_dict(best["model"])
-    model.to(device).eval().requires_grad_(False)
     normalizer = Normalizer()
-    normalizer.load_state_dict(best["normalizer"])
+    try:
+        model.load_state_dict(best["model"])
+        normalizer.load_state_dict(best["normalizer"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as err:  # a checkpoint of another network
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise ckpt.CheckpointError(Diagnostic(Span.point(str(path), 1, 1), f"these weights do not fit the network of '{alias}' ({program.plan.spec}): {reason}; remove {run_dir} to train it again")) from None
+    model.to(device).eval().requires_grad_(False)
     return ImportedRun(alias, program, run_dir, model, normalizer)

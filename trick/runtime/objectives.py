@@ -3,10 +3,15 @@
 - Cross-entropy with label smoothing: the true class gets 1 − ε and every other class
   ε/(k − 1) (not torch's ε/k for every class).
 - L2: ½λ‖θ‖², whose gradient step is θ ← (1 − ηλ)θ − η∇L.
-- L1: λ‖θ‖₁, whose gradient is λ·sign(θ).
-Penalties and weight noise apply to the weights (tensors of 2 or more dimensions: dense and
-conv kernels, recurrent matrices); biases and normalization parameters are left out unless
-`include=all`.
+- L1: λ‖θ‖₁, whose gradient is λ·sign(θ) (the lecture writes ½λ‖θ‖₁ for the penalty but
+  λ·sign(θ) for its gradient; the gradient is that of λ‖θ‖₁). With `proximal=true` the term
+  leaves the loss and a soft-thresholding step follows each optimizer step instead:
+  θ ← sign(θ)·max(|θ| − ηλ, 0), which sets weights to exactly 0.
+Penalties and weight noise apply to the weights, chosen by role, not by shape: the weight
+matrices and kernels of the layers whose registry role is `weights` (dense, conv, gru, lstm),
+found through the model graph (`weights_by_layer`). Biases and normalization parameters (a
+`layernorm`'s γ and β, of the layer's full shape, the norms inside a layer-normalized cell)
+are left out unless `include=all`.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..compiler import ir
 from ..dsl.diagnostics import Span
@@ -75,30 +81,74 @@ def loss_function(kind: str, smoothing: float = 0.0, span: Span | None = None):
     return loss_kind(kind, span).make(smoothing)
 
 
-def penalized(model: torch.nn.Module, include: str = "weights") -> list[torch.nn.Parameter]:
-    """The parameters a penalty applies to: weights only (dim >= 2), or all of them."""
-    return [p for p in model.parameters() if p.requires_grad and (include == "all" or p.dim() >= 2)]
+def layer_modules(graph: ir.ModelGraph, model: nn.Module) -> list[tuple[ir.Layer, nn.Module]]:
+    """Every layer of the graph with its submodule (residual bodies and heads included): a trunk
+    layer is `model.<name>`, a layer in a residual block `<block>.<name>`, a head's layer
+    `heads.<target>.<name>`."""
+    found: list[tuple[ir.Layer, nn.Module]] = []
+
+    def walk(layers, owner: nn.Module) -> None:
+        for layer in layers:
+            module = owner.get_submodule(layer.name)
+            found.append((layer, module))
+            walk(layer.body, module)
+
+    walk(graph.layers, model)
+    for head in graph.heads:
+        walk(head.layers, model.get_submodule(f"heads.{head.target}"))
+    return found
 
 
-def _l2(strength: float, params: list[torch.nn.Parameter]) -> torch.Tensor:
+# The normalization modules a weights layer may hold (the layer norms of a layer-normalized
+# recurrent cell): their γ and β are normalization parameters, not weights.
+_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)
+
+
+def weights_by_layer(graph: ir.ModelGraph, model: nn.Module) -> list[tuple[ir.Layer, list[nn.Parameter]]]:
+    """Each layer whose role is `weights` (dense, conv, gru, lstm) with its weights: the
+    parameters named `weight…` (a dense or conv kernel, a recurrent `weight_ih…`/`weight_hh…`),
+    neither biases nor the γ of a normalization inside the layer. The one definition of "the
+    weights" for penalties, weight noise and the reports."""
+    found = []
+    for layer, module in layer_modules(graph, model):
+        if layer.role != "weights":
+            continue
+        mine = [p for owner in module.modules() if not isinstance(owner, _NORMS) for name, p in owner.named_parameters(recurse=False) if name.startswith("weight")]
+        found.append((layer, mine))
+    return found
+
+
+def penalized(model: nn.Module, graph: ir.ModelGraph, include: str = "weights") -> list[nn.Parameter]:
+    """The trainable parameters a penalty applies to: the weights (`weights_by_layer`), or all."""
+    if include == "all":
+        return [p for p in model.parameters() if p.requires_grad]
+    return [p for _, params in weights_by_layer(graph, model) for p in params if p.requires_grad]
+
+
+def _l2(strength: float, params: list[nn.Parameter]) -> torch.Tensor:
     return 0.5 * strength * _sum((p * p).sum() for p in params)
 
 
-def _l1(strength: float, params: list[torch.nn.Parameter]) -> torch.Tensor:
+def _l1(strength: float, params: list[nn.Parameter]) -> torch.Tensor:
     return strength * _sum(p.abs().sum() for p in params)
 
 
-REGULARIZERS: dict[str, Callable[[float, list[torch.nn.Parameter]], torch.Tensor]] = {"l2": _l2, "l1": _l1}
+REGULARIZERS: dict[str, Callable[[float, list[nn.Parameter]], torch.Tensor]] = {"l2": _l2, "l1": _l1}
 
 
 class Penalty:
-    """The regularizers of a plan: `regularize l2 λ` and `regularize l1 λ`."""
+    """The regularizers of a plan: `regularize l2 λ` and `regularize l1 λ` add their terms to
+    the loss; `regularize l1 λ proximal=true` adds none and shrinks the weights after each
+    optimizer step instead (`prox`)."""
 
-    def __init__(self, model: torch.nn.Module, steps: tuple[ir.Step, ...]):
+    def __init__(self, model: nn.Module, graph: ir.ModelGraph, steps: tuple[ir.Step, ...]):
         terms = [(implementation(REGULARIZERS, s.kind, "regularizer", s.span), s) for s in steps]  # every kind known, even at strength 0
-        self.terms = [(term, float(s.args["strength"]), penalized(model, s.args["include"])) for term, s in terms if s.args["strength"] > 0]
+        active = [(term, s) for term, s in terms if s.args["strength"] > 0]
+        self.terms = [(term, float(s.args["strength"]), penalized(model, graph, s.args["include"])) for term, s in active if not s.args.get("proximal", False)]
+        self.proximal = [(float(s.args["strength"]), {id(p) for p in penalized(model, graph, s.args["include"])}) for _, s in active if s.args.get("proximal", False)]
 
     def __bool__(self) -> bool:
+        """Whether there is a term to add to the loss."""
         return bool(self.terms)
 
     def __call__(self) -> torch.Tensor:
@@ -110,6 +160,18 @@ class Penalty:
             total = term if total is None else total + term
         return torch.zeros(()) if total is None else total
 
+    @torch.no_grad()
+    def prox(self, optimizer: torch.optim.Optimizer) -> None:
+        """The proximal step of λ‖θ‖₁ after an optimizer step: θ ← sign(θ)·max(|θ| − ηλ, 0),
+        η the learning rate of the parameter's group at that step (call it before the
+        scheduler moves it on). For plain SGD this is the proximal gradient method (ISTA)."""
+        for strength, ids in self.proximal:
+            for group in optimizer.param_groups:
+                threshold = group["lr"] * strength
+                for p in group["params"]:
+                    if id(p) in ids:
+                        p.copy_(p.sign() * (p.abs() - threshold).clamp_(min=0.0))
+
 
 def _sum(values):
     """sum() without the leading 0 + (one tensor addition fewer)."""
@@ -120,12 +182,12 @@ def _sum(values):
 
 
 class WeightNoise:
-    """`weight_noise std=σ`: W + ε, ε ~ N(0, σ²) for one step's forward and backward; the
-    exact W comes back before the optimizer updates it."""
+    """`weight_noise std=σ`: W + ε, ε ~ N(0, σ²) on the weights (`weights_by_layer`) for one
+    step's forward and backward; the exact W comes back before the optimizer updates it."""
 
-    def __init__(self, model: torch.nn.Module, std: float):
+    def __init__(self, model: nn.Module, graph: ir.ModelGraph, std: float):
         self.std = std
-        self.params = penalized(model, "weights")
+        self.params = penalized(model, graph, "weights")
         self.saved: list[torch.Tensor] = []
 
     def __enter__(self):

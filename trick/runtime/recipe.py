@@ -16,7 +16,6 @@ from . import checkpoint as ckpt
 from .curriculum import Curriculum, per_sample_loss
 from .dispatch import implementation
 from .distill import distillation_objective, train_hints
-from .objectives import fgsm
 from .trainer import Hooks, supervised
 from .transfer import copy_layers, hooks_for
 
@@ -34,15 +33,28 @@ def needed_imports(plan: ir.TrainingPlan) -> set[str]:
 
 
 def adversarial(objective, eps: float, weight: float, bounds: tuple[float, float] | None):
-    """(1 − w)·J(x) + w·J(x'), x' = x + ε·sign(∇ₓJ(θ, x, y)) for every batch."""
+    """(1 − w)·J(x) + w·J(x'), x' = x + ε·sign(∇ₓJ(θ, x, y)) for every batch.
+
+    The attack's gradient comes from the clean forward pass that the loss uses (its
+    BatchNorm batch statistics and dropout masks): each step runs the model twice, on the
+    clean batch and on the adversarial one, so BatchNorm's running statistics see each once.
+    """
 
     def batch_loss(trainer, x, targets):
-        x_adv = fgsm(lambda v: objective(trainer, v, targets)[0], x, eps, bounds)
+        x = x.detach().requires_grad_(True)
         loss, outputs = objective(trainer, x, targets)
+        (grad,) = torch.autograd.grad(loss, x, retain_graph=True)  # the graph stays for the update's backward
+        x_adv = fgsm_step(x, grad, eps, bounds)
         adv_loss, _ = objective(trainer, x_adv, targets)
         return (1 - weight) * loss + weight * adv_loss, outputs
 
     return batch_loss
+
+
+def fgsm_step(x: torch.Tensor, grad: torch.Tensor, eps: float, bounds: tuple[float, float] | None) -> torch.Tensor:
+    """x' = x + ε·sign(g), clipped to `bounds`, detached (a constant for the update)."""
+    adversarial = x.detach() + eps * grad.sign()
+    return adversarial.clamp(*bounds) if bounds is not None else adversarial
 
 
 def _fgsm(objective, args: dict, bounds: tuple[float, float] | None):

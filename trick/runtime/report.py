@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import torch
 
 from ..compiler import ir
+from .objectives import weights_by_layer
 
 PLOTS = ("curves", "decision_boundary", "weights")
 FILES = {"curves": "curves.png", "decision_boundary": "decision_boundary.png", "weights": "weights.png"}
@@ -173,15 +174,9 @@ def plot_curves(path: Path, plan: ir.TrainingPlan, history: list[dict[str, Any]]
 
 def layer_weights(graph: ir.ModelGraph, model: torch.nn.Module) -> list[tuple[ir.Layer, torch.Tensor]]:
     """Each layer with weights (dense, conv, gru, lstm) and all its weight matrices and
-    kernels flattened (biases and normalization parameters are not weights)."""
-    params = [(name.split("."), p) for name, p in model.named_parameters() if p.dim() >= 2]
-    found = []
-    for layer in graph.all_layers():
-        if layer.role == "weights":
-            mine = [p.detach().float().reshape(-1).cpu() for parts, p in params if layer.name in parts]
-            if mine:
-                found.append((layer, torch.cat(mine)))
-    return found
+    kernels flattened: the weights the penalties see (`objectives.weights_by_layer`; biases
+    and normalization parameters are not weights)."""
+    return [(layer, torch.cat([p.detach().float().reshape(-1).cpu() for p in params])) for layer, params in weights_by_layer(graph, model) if params]
 
 
 def plot_weights(path: Path, plan: ir.TrainingPlan, graph: ir.ModelGraph, model: torch.nn.Module):

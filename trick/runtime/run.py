@@ -8,12 +8,20 @@
         best.pt         the weights of the best epoch so far
         summary.json    test metrics, best epoch, epochs run, wall time (when finished)
         *.png           curves, weights, decision boundary; tensorboard/ with --tensorboard (report.py)
+
+Before anything is written, `preflight` checks the folder (writable, not a file, empty for a
+new run; for --resume a run of this spec with these settings), and the run loads its data,
+imports and checkpoint and builds its model. A run that then fails before its first
+checkpoint removes what it wrote (`_discard`), so that the same command can be tried again.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +30,7 @@ from typing import Any, TextIO
 import torch
 
 from ..compiler import ir
-from ..dsl.diagnostics import Diagnostic, TrickRuntimeError, TrickUsageError
+from ..dsl.diagnostics import Diagnostic, TrickCheckError, TrickRuntimeError, TrickUsageError
 from . import checkpoint as ckpt
 from . import distributed, launch, recipe
 from .data import load_splits
@@ -125,6 +133,11 @@ def execute(
     world = distributed.join(torch_device)  # rank 0 of 1, or this process's place under torchrun / --nproc
     try:
         return _execute(program, folder, world, resume, stream, hooks, tensorboard, imported or {})
+    except KeyboardInterrupt as err:
+        if isinstance(err, Interrupted):
+            raise
+        saved = [p for p in (Path(folder) / "last.pt", Path(folder) / "hint.pt") if p.is_file()]
+        raise Interrupted(saved[0] if saved else None) from None
     finally:
         # Once _execute's frame (and the DistributedDataParallel in it) is gone: tear down the
         # group this call joined while the interpreter is whole, not in its finalization.
@@ -133,15 +146,65 @@ def execute(
 
 def preflight(program, folder: Path, resume: bool) -> bool:
     """Whether `folder` holds this program's finished run (nothing to resume); a usage error
-    when it cannot be used for this run. Nothing is written."""
-    summary_path, plan_path = folder / "summary.json", folder / "plan.json"
-    if resume and summary_path.is_file():
-        return True
-    if resume and plan_path.is_file() and _fingerprint(ir.from_json(ir.TrainingPlan, json.loads(plan_path.read_text()))) != _fingerprint(program.plan):
+    when it cannot be used for this run. Nothing is written (a folder's writability is tried
+    with a temporary folder, removed at once)."""
+    folder = Path(folder)
+    writable(folder)
+    if not resume:
+        if folder.is_dir() and any(folder.iterdir()):
+            if not (folder / "plan.json").exists():  # files of something else: never mixed with a run's
+                raise TrickUsageError(f"{folder} is not empty, and it is not a run folder; choose a new or empty folder for --out")
+            raise TrickUsageError(f"{folder} already holds a run; use --resume to continue it, or choose another --out")
+        return False
+    if not folder.is_dir():
+        raise TrickUsageError(f"there is no run to resume in {folder}: the folder does not exist; leave out --resume to start a run there")
+    plan_path, summary_path = folder / "plan.json", folder / "summary.json"
+    if not any(folder.iterdir()):
+        raise TrickUsageError(f"there is no run to resume in {folder}: the folder is empty; leave out --resume to start a run there")
+    if not plan_path.is_file():
+        raise TrickUsageError(f"{folder} is not a run folder (it has no plan.json), so there is nothing to resume there; choose another --out")
+    try:
+        theirs = ir.from_json(ir.TrainingPlan, json.loads(plan_path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError):
+        raise TrickUsageError(f"{plan_path} cannot be read as a training plan, so {folder} cannot be resumed; start a new run (another --out)") from None
+    if theirs.spec != program.plan.spec:
+        raise TrickUsageError(f"{folder} holds a run of another spec, '{theirs.spec}', not '{program.plan.spec}'; choose another --out for a new run of '{program.plan.spec}'")
+    finished = summary_path.is_file()
+    if _fingerprint(theirs) != _fingerprint(program.plan):
+        if finished:
+            raise TrickUsageError(f"{folder} is a finished run of '{theirs.spec}' with other settings (the spec or --set differ); start a new run (another --out) instead of --resume")
         raise TrickUsageError(f"the spec has changed since {folder} started; start a new run instead of --resume")
-    if not resume and folder.exists() and any(folder.iterdir()):
-        raise TrickUsageError(f"{folder} already holds a run; use --resume to continue it, or choose another --out")
+    if finished:
+        try:
+            json.loads(summary_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            raise TrickUsageError(f"{summary_path} cannot be read; move it away to resume {folder} from its last checkpoint") from None
+        return True
+    for name in ("last.pt", "best.pt", "hint.pt", "metrics.jsonl"):
+        if (folder / name).exists() and not (folder / name).is_file():
+            raise TrickUsageError(f"cannot resume {folder}: its {name} is a folder, not a file trick wrote; move it away")
     return False
+
+
+def writable(folder: Path) -> None:
+    """A usage error unless `folder` is, or can be made, a folder that can be written: not a
+    file, not under a file, not in a read-only place. Nothing is left behind."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise TrickUsageError(f"cannot use {folder} as a run folder: it is a file; choose another --out")
+    existing = folder
+    while not existing.is_dir():  # the nearest folder that exists (a file on the way is refused)
+        parent = existing.parent
+        if existing.exists() or existing.is_symlink() and not existing.exists():
+            raise TrickUsageError(f"cannot use {folder} as a run folder: {existing} is {'a file' if existing.is_file() else 'not a folder'}; choose another --out")
+        if parent == existing:
+            break
+        existing = parent
+    try:
+        tempfile.TemporaryDirectory(dir=existing, prefix=".trick-").cleanup()
+    except OSError as err:
+        where = "it" if existing == folder else f"{existing}"
+        raise TrickUsageError(f"cannot write the run folder {folder}: {where} is not writable ({err.strerror or err}); choose another --out") from None
 
 
 def _execute(program, folder: Path, world: distributed.World, resume: bool, stream: TextIO | None, hooks: Hooks | None, tensorboard: bool, imported_runs: dict[str, Path]) -> RunResult:
@@ -157,16 +220,14 @@ def _execute(program, folder: Path, world: distributed.World, resume: bool, stre
         summary = json.loads(summary_path.read_text())
         say(stream, f"{folder} is already finished; nothing to resume")
         return RunResult(folder, summary, _read_history(metrics_path))
-    world.barrier()  # every process has looked at the folder before rank 0 writes into it
-    if world.main:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "spec.trick").write_text(program.text, encoding="utf-8")
-        plan_path.write_text(program.plan_json(), encoding="utf-8")
+    check_batchnorm(program, world)
 
+    # Everything that can fail on the data or the imports, before anything is written.
     started = time.perf_counter()
     imported = {alias: load_imported(alias, program.imports[alias], run_dir, torch_device) for alias, run_dir in imported_runs.items()}
     torch.manual_seed(plan.seed)
     splits = load_splits(plan.data, plan.seed, graph.input, regression=tuple(h.target for h in graph.heads if h.loss == "mse"))
+    check_data(program, splits, world)
     model = distributed.synchronize_batchnorm(program.model(), graph, world)
     if hooks is None:
         hooks = recipe.hooks(plan, graph, model, imported, splits)
@@ -181,15 +242,125 @@ def _execute(program, folder: Path, world: distributed.World, resume: bool, stre
         trainer.restore(state)
         elapsed_before = float(state.get("wall_seconds", 0.0))
         hint_records = list(state.get("hint_history", []))
-        say(stream, f"resuming {folder} after epoch {trainer.epoch}")
-    elif plan.distill is not None and plan.distill.hint_epochs > 0:
-        hint_records = recipe.hint_stage(trainer, plan, imported, splits, folder, resume, stream)
-    if not resumed:
-        world.split_rng(plan.seed)  # dropout masks differ between processes (rank 0 keeps the single-process stream)
-    if world.main:
-        metrics_path.write_text("".join(json.dumps(r) + "\n" for r in hint_records + trainer.history))
 
-    clock = (started, elapsed_before)
+    world.barrier()  # every process has looked at the folder before rank 0 writes into it
+    made = _make_folder(folder) if world.main else []
+    try:
+        if world.main:
+            (folder / "spec.trick").write_text(program.text, encoding="utf-8")
+            plan_path.write_text(program.plan_json(), encoding="utf-8")
+        if resumed:
+            say(stream, f"resuming {folder} after epoch {trainer.epoch}")
+        elif plan.distill is not None and plan.distill.hint_epochs > 0:
+            hint_records = recipe.hint_stage(trainer, plan, imported, splits, folder, resume, stream)
+        if not resumed:
+            world.split_rng(plan.seed)  # dropout masks differ between processes (rank 0 keeps the single-process stream)
+        if world.main:
+            metrics_path.write_text("".join(json.dumps(r) + "\n" for r in hint_records + trainer.history))
+        return _finish(program, trainer, splits, folder, world, hooks, stream, tensorboard, imported, (started, elapsed_before), hint_records)
+    except BaseException:
+        if world.main:
+            _discard(folder, made)  # when nothing trained: a retry there starts afresh
+        raise
+
+
+def check_batchnorm(program, processes: int | distributed.World = 1) -> None:
+    """An error at `batch` when a training step would give a batchnorm a single value per
+    channel (batch 1, or 1 sample per process without `sync`): it has no batch statistics."""
+    size = processes.size if isinstance(processes, distributed.World) else processes
+    plan = program.plan
+    for layer in program.graph.all_layers():
+        if layer.op != "batchnorm":
+            continue
+        alone = size > 1 and not layer.args.get("sync", True)
+        samples = plan.batch // size if alone else plan.batch
+        if samples * math.prod(layer.input[1:]) < 2:
+            if alone:
+                message = f"batch {plan.batch} split among {size} processes gives the batchnorm with sync=false (line {layer.span.line}) one sample per process in every training step"
+            else:
+                message = f"batch {plan.batch} gives batchnorm (line {layer.span.line}) a single value per channel in every training step"
+            message += f", which has no batch statistics; use batch {2 * size if alone else 2} or more, or layernorm"
+            raise TrickCheckError(program.diagnostic(plan.batch_span or layer.span, message))
+
+
+def check_data(program, splits, world: distributed.World = distributed.SINGLE) -> None:
+    """What only the loaded data can tell: labels the model's outputs cannot score (a file's
+    classes are not known before it is read), and a training split too small for batchnorm."""
+    graph, plan = program.graph, program.plan
+    source = plan.data.source
+    what = f"the labels of '{source.args.get('path')}'" if source.kind == "file" else "its labels"
+    if graph.heads:
+        checks = [(h.target, h.classes, h.layers[-1].span if h.layers else h.span, f"head {h.target} has") for h in graph.heads if h.loss == "cross_entropy" and h.classes]
+    else:
+        width = graph.output[0] if len(graph.output) == 1 else None
+        scores = width is not None and (plan.loss.kind == "cross_entropy" or width > 1)
+        span = graph.layers[-1].span if graph.layers else graph.span
+        checks = [("label", width, span, "the model has")] if scores else []
+    for target, outputs, span, has in checks:
+        classes = splits.num_classes.get(target)
+        if classes is not None and classes > outputs:
+            labels = what if target == "label" else f"'{target}'"
+            raise TrickCheckError(program.diagnostic(span, f"{has} {outputs} output{'s' * (outputs != 1)}, but the data has {classes} classes ({labels} go up to {classes - 1})"))
+    samples = len(splits.x_train) // world.size
+    norms = [layer for layer in graph.all_layers() if layer.op == "batchnorm" and math.prod(layer.input[1:]) == 1]
+    if norms and samples < 2:
+        message = f"the training split has {samples} sample{'s' * (samples != 1)}{' per process' if world.size > 1 else ''}, too few for batchnorm (line {norms[0].span.line}), which needs 2 or more in a batch"
+        raise TrickCheckError(program.diagnostic(source.span, message))
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; `checkpoint` is the checkpoint to resume from (None: nothing was
+    saved, and what the attempt wrote is gone)."""
+
+    def __init__(self, checkpoint: Path | None):
+        super().__init__()
+        self.checkpoint = checkpoint
+
+
+# The files a run writes before its first checkpoint (and the temporary ones of ckpt.save).
+_EARLY = ("spec.trick", "plan.json", "metrics.jsonl", "best.pt", ".best.pt.tmp", ".last.pt.tmp", ".hint.pt.tmp")
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create `folder` (and its parents); the folders created, innermost first."""
+    made = []
+    at = Path(folder)
+    while not at.is_dir():
+        made.append(at)
+        if at.parent == at:
+            break
+        at = at.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # preflight tried; the file system can still change under a run
+        raise TrickUsageError(f"cannot write the run folder {folder}: {err.strerror or err}") from None
+    return made
+
+
+def _discard(folder: Path, made: list[Path]) -> bool:
+    """After a failed attempt: when it left no checkpoint (last.pt, or the hint stage's
+    hint.pt), remove what it wrote, and the folders it made, so that a retry starts afresh;
+    whether it did. A run with a checkpoint keeps everything (--resume continues it)."""
+    if (folder / "last.pt").is_file() or (folder / "hint.pt").is_file() or (folder / "summary.json").is_file():
+        return False
+    for name in _EARLY:
+        path = folder / name
+        if path.is_file() or path.is_symlink():
+            path.unlink(missing_ok=True)
+    if (folder / "tensorboard").is_dir():
+        shutil.rmtree(folder / "tensorboard", ignore_errors=True)
+    for at in made:  # innermost first; only folders this attempt made, and only when empty
+        try:
+            at.rmdir()
+        except OSError:
+            break
+    return True
+
+
+def _finish(program, trainer: Trainer, splits, folder: Path, world: distributed.World, hooks: Hooks | None, stream: TextIO | None, tensorboard: bool, imported: dict, clock: tuple[float, float], hint_records: list[dict]) -> RunResult:
+    """The epochs still to run, the test metrics, summary.json and the reports."""
+    plan, model = program.plan, trainer.model
+    summary_path = folder / "summary.json"
     _train_epochs(trainer, splits, folder, world, hooks, Progress(stream, plan.epochs), clock, hint_records)
     world.barrier()  # best.pt is written before any process reads it
     best_path = folder / "best.pt"
@@ -275,9 +446,17 @@ def _summary(program, trainer: Trainer, folder: Path, world: distributed.World, 
 
 
 def _read_history(path: Path) -> list[dict]:
+    """The lines of metrics.jsonl (one that cannot be read is left out: the summary is what
+    a finished run is)."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    history = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            history.append(json.loads(line))
+        except ValueError:
+            continue
+    return history
 
 
 def say(stream, text: str) -> None:

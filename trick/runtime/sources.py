@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import math
 import random
-import warnings
 import zipfile
 from pathlib import Path
 from typing import Callable, Collection, NamedTuple
@@ -159,46 +159,158 @@ def _read_npz(path: Path, written: str, x_name: str, y_name: str) -> tuple[np.nd
         raise SourceError(f"cannot read '{written}': it is not a valid .npz archive (write one with numpy.savez)")
     try:
         npz = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise SourceError(f"cannot read '{written}' as a .npz archive: {e}") from None
+    except Exception as e:  # a damaged archive raises many kinds: BadZipFile, ValueError, EOFError, zlib.error...
+        raise SourceError(f"cannot read '{written}' as a .npz archive: {_reason(e)}") from None
     with npz:
         arrays = []
         for role, name in (("inputs", x_name), ("labels", y_name)):
             if name not in npz.files:
                 hint, _ = did_you_mean(name, npz.files)
-                have = ", ".join(f"'{f}'" for f in npz.files) or "none"
-                raise SourceError(f"'{written}' has no array named '{name}' for the {role} (its arrays: {have}){hint}")
-            try:
-                arrays.append(npz[name])
-            except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-                raise SourceError(f"cannot read array '{name}' of '{written}': {e}") from None
+                raise SourceError(f"'{written}' has no array named '{name}' for the {role} (its arrays: {_names(npz.files)}){hint}")
+            arrays.append(_npz_array(npz, name, written))
     return arrays[0], arrays[1]
 
 
-def _read_csv(path: Path, written: str, y_name: str, other: Collection[str] = ()) -> tuple[np.ndarray, np.ndarray]:
-    """A header row of column names, then numbers; y is the label column, x all the others
-    (but the `other` columns, which are not inputs)."""
+def _npz_array(npz, name: str, written: str) -> np.ndarray:
     try:
-        with open(path, newline="") as f:
-            names = [c.strip() for c in next(csv.reader(f), [])]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # an empty file warns; it is reported below
-            table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, quotechar='"', dtype=np.float64)
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise SourceError(f"cannot read '{written}' as a .csv file: {e}") from None
-    if y_name not in names:
-        hint, _ = did_you_mean(y_name, names)
-        have = ", ".join(f"'{c}'" for c in names) or "none"
-        raise SourceError(f"'{written}' has no column named '{y_name}' for the labels (its header names {have}){hint}")
+        return np.asarray(npz[name])
+    except MemoryError:
+        raise SourceError(f"array '{name}' of '{written}' is too large to load") from None
+    except Exception as e:  # a damaged member: ValueError (its header, object arrays), EOFError, BadZipFile, zlib.error...
+        raise SourceError(f"cannot read array '{name}' of '{written}': {_reason(e)}") from None
+
+
+def _reason(err: BaseException) -> str:
+    """The first line of an error from numpy or zipfile, short (it never holds the data)."""
+    line = (str(err).strip().splitlines() or [""])[0][:160]
+    return line or type(err).__name__
+
+
+def _names(names: Collection[str], most: int = 12) -> str:
+    """'a', 'b', 'c' (at most `most` of them, then how many more), or none."""
+    names = list(names)
+    shown = ", ".join(f"'{_clip(n)}'" for n in names[:most]) or "none"
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _clip(text: str, most: int = 40) -> str:
+    return text if len(text) <= most else text[: most - 3] + "..."
+
+
+def _cell(text: str) -> str:
+    """A cell of a data file as a message quotes it: in quotes, escaped, at most 40 characters."""
+    return repr(_clip(text))
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_CLASS = 2**24  # a larger label is a mistake (a model would need as many outputs)
+
+
+class _Csv(NamedTuple):
+    """A parsed .csv file: its column names, its numbers [rows, columns] (float64) and the row
+    of the file each came from (1-based; the header is row 1)."""
+
+    names: list[str]
+    table: np.ndarray
+    rows: np.ndarray
+
+    def at(self, written: str, i: int, j: int) -> str:
+        """`file:row:column` of table[i, j]."""
+        return f"{written}:{int(self.rows[i])}:{j + 1}"
+
+
+def _parse_csv(path: Path, written: str) -> _Csv:
+    """A header row of column names, then rows of numbers, every row as wide as the header.
+    Blank rows are skipped. Problems are reported at their cell (`file:row:column`), quoting
+    that cell only: never a whole row of the data."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SourceError(f"cannot read '{written}': {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        row = data[: e.start].count(b"\n") + 1
+        raise SourceError(f"cannot read '{written}' as a .csv file: it is not UTF-8 text (byte {data[e.start]:#04x} in row {row})") from None
+    names: list[str] | None = None
+    values: list[list[float]] = []
+    rows: list[int] = []
+    row = 0
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for cells in reader:
+            row += 1
+            if names is None:
+                names = [c.strip() for c in cells]
+                for j, name in enumerate(names):
+                    if not name:
+                        raise SourceError(f"cannot read '{written}' as a .csv file: the header has no column name at {written}:1:{j + 1}; the first row must name every column")
+                    if name in names[:j]:
+                        raise SourceError(f"cannot read '{written}' as a .csv file: the header names the column {_cell(name)} twice (again at {written}:1:{j + 1})")
+                continue
+            if not cells or all(not c.strip() for c in cells) and len(cells) <= 1:
+                continue  # a blank row
+            if len(cells) != len(names):
+                raise SourceError(f"cannot read '{written}' as a .csv file: the row at {written}:{row} has {len(cells)} value{'s' * (len(cells) != 1)}, but the header names {len(names)} column{'s' * (len(names) != 1)}")
+            numbers = []
+            for j, cell in enumerate(cells):
+                try:
+                    numbers.append(float(cell))
+                except ValueError:
+                    where = f"{written}:{row}:{j + 1}"
+                    what = f"the cell at {where} is empty" if not cell.strip() else f"could not convert string {_cell(cell.strip())} to a number at {where}"
+                    raise SourceError(f"cannot read '{written}' as a .csv file: {what}; every cell after the header must hold a number") from None
+            values.append(numbers)
+            rows.append(row)
+    except csv.Error as e:
+        raise SourceError(f"cannot read '{written}' as a .csv file: {_reason(e)} at {written}:{row + 1}") from None
+    if not names:
+        raise SourceError(f"'{written}' is empty; a .csv file starts with a header row naming its columns")
+    table = np.array(values, np.float64).reshape(len(values), len(names))
+    return _Csv(names, table, np.array(rows, np.int64))
+
+
+def _column(parsed: _Csv, written: str, name: str, role: str) -> int:
+    if name not in parsed.names:
+        hint, _ = did_you_mean(name, parsed.names)
+        raise SourceError(f"'{written}' has no column named '{name}'{role} (its header names {_names(parsed.names)}){hint}")
+    return parsed.names.index(name)
+
+
+def _read_csv(path: Path, written: str, x_name: str, y_name: str, other: Collection[str] = ()) -> tuple[np.ndarray, np.ndarray, _Csv]:
+    """y is the label column; x the column (or comma-separated columns) `x` names, or, when no
+    column is named by the default "x", every other column (but the `other` columns, which
+    are not inputs)."""
+    parsed = _parse_csv(path, written)
+    names, table = parsed.names, parsed.table
+    j = _column(parsed, written, y_name, " for the labels")
+    wanted = [n.strip() for n in x_name.split(",")]
+    if x_name == "x" and "x" not in names:  # the default: every column but the labels
+        inputs = [i for i, name in enumerate(names) if i != j and name not in other]
+        if not inputs:
+            raise SourceError(f"'{written}' has only the label column '{y_name}'; the inputs are every other column")
+    else:
+        inputs = [_column(parsed, written, n, " for the inputs") for n in wanted]
+        if j in inputs:
+            raise SourceError(f"the column '{y_name}' of '{written}' cannot be both an input (x) and the labels (y)")
+        if len(set(inputs)) != len(inputs):
+            raise SourceError(f"x names a column of '{written}' twice: '{x_name}'")
     if len(table) == 0:
         raise SourceError(f"'{written}' has a header but no rows of data")
-    if table.shape[1] != len(names):
-        raise SourceError(f"the header of '{written}' names {len(names)} columns, but its rows have {table.shape[1]} values")
-    if len(names) < 2:
-        raise SourceError(f"'{written}' has only the label column '{y_name}'; the inputs are every other column")
-    j = names.index(y_name)
-    inputs = [i for i, name in enumerate(names) if i != j and name not in other]
-    return table[:, inputs], table[:, j]
+    x = table[:, inputs]
+    for bad, what in ((~np.isfinite(x), "NaN or infinite values"), (np.isfinite(x) & (np.abs(x) > FLOAT32_MAX), "values too large for float32")):
+        if bad.any():
+            i, k = (int(v) for v in np.argwhere(bad)[0])
+            raise SourceError(f"the input columns of '{written}' have {int(bad.sum())} {what} (the first at {parsed.at(written, i, inputs[k])}); remove or fill them")
+    y = table[:, j]
+    wrong = ~(np.isfinite(y) & (y >= 0) & (y == np.round(y)) & (y < MAX_CLASS))
+    if wrong.any():
+        i = int(wrong.argmax())
+        raise SourceError(
+            f"the labels in column '{y_name}' of '{written}' must be class indices 0, 1, 2, ... (below {MAX_CLASS}), "
+            f"but {int(wrong.sum())} are not, such as {y[i]:g} at {parsed.at(written, i, j)}"
+        )
+    return x, y, parsed
 
 
 def _numeric(a: np.ndarray) -> bool:
@@ -209,9 +321,9 @@ def _check_arrays(x: np.ndarray, y: np.ndarray, x_of: str, y_of: str) -> tuple[n
     """Whole-message checks of user data: finite numeric inputs, one class index per sample.
     `x_of` / `y_of` say what the arrays are, e.g. "the inputs 'x' of 'd.npz'"."""
     if not _numeric(x):
-        raise SourceError(f"{x_of} are not numbers (dtype {x.dtype})")
+        raise SourceError(f"{x_of} are not numbers (dtype {_clip(str(x.dtype))})")
     if not _numeric(y):
-        raise SourceError(f"{y_of} are not numbers (dtype {y.dtype}); they must be class indices 0, 1, 2, ...")
+        raise SourceError(f"{y_of} are not numbers (dtype {_clip(str(y.dtype))}); they must be class indices 0, 1, 2, ...")
     if y.ndim != 1:
         raise SourceError(f"{y_of} have shape {list(y.shape)}; they must be a 1-D array, one class index per sample")
     if x.ndim == 0 or len(x) == 0:
@@ -220,10 +332,15 @@ def _check_arrays(x: np.ndarray, y: np.ndarray, x_of: str, y_of: str) -> tuple[n
         raise SourceError(f"{x_of} have {len(x)} samples, but {y_of} have {len(y)}; they must be equally many")
     if x.ndim == 1:  # one number per sample
         x = x[:, None]
-    bad = ~np.isfinite(x.reshape(len(x), -1))
+    flat = x.reshape(len(x), -1)
+    bad = ~np.isfinite(flat)
     if bad.any():
         row = int(bad.any(1).argmax())
         raise SourceError(f"{x_of} have {int(bad.sum())} NaN or infinite values (the first in sample {row}); remove or fill them")
+    large = np.abs(flat.astype(np.float64)) > FLOAT32_MAX
+    if large.any():
+        row = int(large.any(1).argmax())
+        raise SourceError(f"{x_of} have {int(large.sum())} values too large for float32 (the first in sample {row})")
     y64 = y.astype(np.float64)
     wrong = ~(np.isfinite(y64) & (y64 >= 0) & (y64 == np.round(y64)))
     if wrong.any():
@@ -231,35 +348,44 @@ def _check_arrays(x: np.ndarray, y: np.ndarray, x_of: str, y_of: str) -> tuple[n
         raise SourceError(
             f"{y_of} must be non-negative integers (class indices), but {int(wrong.sum())} are not, such as {y[i]:g} (sample {i})"
         )
+    if (y64 >= MAX_CLASS).any():
+        i = int((y64 >= MAX_CLASS).argmax())
+        raise SourceError(f"{y_of} must be class indices below {MAX_CLASS}, but sample {i} has {y64[i]:g}")
     return x.astype(np.float32), y.astype(np.int64)
 
 
-def _read_columns(path: Path, written: str, names: Collection[str], rows: int) -> dict[str, np.ndarray]:
-    """Per-sample numbers named in a .npz (arrays) or .csv (columns), e.g. a difficulty score."""
-    found: dict[str, np.ndarray] = {}
-    if path.suffix.lower() == ".npz":
-        with np.load(path, allow_pickle=False) as npz:
-            have = list(npz.files)
-            table = {n: npz[n] for n in names if n in have}
-    else:
-        with open(path, newline="") as f:
-            have = [c.strip() for c in next(csv.reader(f), [])]
-        data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, quotechar='"', dtype=np.float64)
-        table = {n: data[:, have.index(n)] for n in names if n in have}
+def _npz_columns(path: Path, written: str, names: Collection[str], rows: int) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as npz:
+        have = list(npz.files)
+        table = {n: _npz_array(npz, n, written) for n in names if n in have}
+    found = {}
     for name in names:
         if name not in table:
             hint, _ = did_you_mean(name, have)
-            raise SourceError(f"'{written}' has no column named '{name}' (it has {', '.join(repr(h) for h in have)}){hint}")
-        column = np.asarray(table[name])
+            raise SourceError(f"'{written}' has no column named '{name}' (it has {_names(have)}){hint}")
+        column = table[name]
         if column.shape != (rows,) or not _numeric(column) or not np.isfinite(column.astype(np.float64)).all():
             raise SourceError(f"the column '{name}' of '{written}' must hold one finite number per sample ({rows}); it has shape {list(column.shape)}")
         found[name] = column.astype(np.float64)
     return found
 
 
+def _csv_columns(parsed: _Csv, written: str, names: Collection[str]) -> dict[str, np.ndarray]:
+    found = {}
+    for name in names:
+        j = _column(parsed, written, name, "")
+        column = parsed.table[:, j]
+        bad = ~np.isfinite(column)
+        if bad.any():
+            raise SourceError(f"the column '{name}' of '{written}' must hold one finite number per sample, but {parsed.at(written, int(bad.argmax()), j)} does not")
+        found[name] = column.copy()
+    return found
+
+
 def file(args: dict, seed: int, base_dir: str, columns: Collection[str] = ()) -> Raw:
     """Arrays from a .npz file (arrays named by x and y) or a .csv file (a header row; the
-    y column is the label, every other column an input), relative to the spec's folder."""
+    y column is the label; x names the input columns, or by default every other column is
+    one), relative to the spec's folder."""
     written, x_name, y_name = str(args["path"]), str(args.get("x", "x")), str(args.get("y", "y"))
     path = Path(base_dir) / written  # an absolute path stays as written
     if not path.is_file():
@@ -268,13 +394,16 @@ def file(args: dict, seed: int, base_dir: str, columns: Collection[str] = ()) ->
     if suffix == ".npz":
         x, y = _read_npz(path, written, x_name, y_name)
         x_of, y_of = f"the inputs '{x_name}' of '{written}'", f"the labels '{y_name}' of '{written}'"
+        x, y = _check_arrays(x, y, x_of, y_of)
+        data_columns = _npz_columns(path, written, columns, len(y)) if columns else None
     elif suffix == ".csv":
-        x, y = _read_csv(path, written, y_name, columns)
+        x, y, parsed = _read_csv(path, written, x_name, y_name, columns)
         x_of, y_of = f"the input columns of '{written}'", f"the labels in column '{y_name}' of '{written}'"
+        x, y = _check_arrays(x, y, x_of, y_of)
+        data_columns = _csv_columns(parsed, written, columns) if columns else None
     else:
         raise SourceError(f"cannot read '{written}': a data file must end in .npz or .csv")
-    x, y = _check_arrays(x, y, x_of, y_of)
-    return Raw(x, y, None, None, _read_columns(path, written, columns, len(y)) if columns else None)
+    return Raw(x, y, None, None, data_columns)
 
 
 SOURCES: dict[str, Callable[[dict, int, str], Raw]] = {

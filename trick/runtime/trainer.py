@@ -97,9 +97,14 @@ class Trainer:
         self.x = {s: splits.split(s)[0].to(device) for s in ("train", "val", "test")}
         self.y = {s: {h.target: splits.split(s)[1][h.target].to(device) for h in self.heads} for s in ("train", "val", "test")}
         self.generator = torch.Generator().manual_seed(plan.seed)
-        self.augment = Augmenter(plan.augment)
-        self.penalty = Penalty(model, plan.regularizers)
-        self.weight_noise = WeightNoise(model, plan.weight_noise) if plan.weight_noise > 0 else None
+        # Augmentation acts on the data's own scale: raw training batches are augmented, then
+        # normalized with the splits' Normalizer (float64, as the splits were: a batch left
+        # alone gets bit-for-bit the values of x["train"]); colours clamp to [0, 1] for data in it.
+        self.augment = Augmenter(plan.augment, clamp=splits.normalizer.clamp)
+        self.normalizer = splits.normalizer.to(device)
+        self._raw: dict[str, torch.Tensor] = {}  # raw inputs on the device, by split, loaded when needed
+        self.penalty = Penalty(model, graph, plan.regularizers)  # the weights by the graph's layer roles
+        self.weight_noise = WeightNoise(model, graph, plan.weight_noise) if plan.weight_noise > 0 else None
         groups = self.hooks.param_groups(model) if self.hooks.param_groups else [{"params": [p for p in model.parameters() if p.requires_grad]}]
         self.optimizer = make_optimizer(plan.optimizer, groups)
         self._optimized = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -148,13 +153,11 @@ class Trainer:
         if self.hooks.on_train is not None:
             self.hooks.on_train(self.model)
         sums = _Sums(self.heads)
-        x_train, y_train = self.x["train"], self.y["train"]
+        y_train = self.y["train"]
         for step, index in enumerate(self._batches(order)):
             if self._move:
                 index = index.to(self.device)
-            x = x_train[index]
-            if self.augment:  # the whole global batch in every process: each sample's draws are those of one process
-                x = self.augment(x, self.generator)
+            x = self.train_inputs(index)
             if self._sharded:
                 index, x = self.world.shard(index), self.world.shard(x)
             targets = {t: y[index] for t, y in y_train.items()}
@@ -166,6 +169,8 @@ class Trainer:
             if self.plan.clip_grad is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.plan.clip_grad)
             self.optimizer.step()
+            if self.penalty.proximal:  # `regularize l1 proximal=true`: at the step's learning rates
+                self.penalty.prox(self.optimizer)
             self.scheduler.step()
             sums.add(outputs, targets, len(index), parts)
             if progress is not None:
@@ -174,6 +179,21 @@ class Trainer:
         sums = sums.reduced(self.world)
         self.samples_seen = sums.n
         return sums.metrics(self.multi)
+
+    def raw_inputs(self, split: str) -> torch.Tensor:
+        """A split's inputs before normalization, on the device (kept once asked for)."""
+        if split not in self._raw:
+            self._raw[split] = self.splits.raw_inputs(split).to(self.device)
+        return self._raw[split]
+
+    def train_inputs(self, index: torch.Tensor) -> torch.Tensor:
+        """The model's inputs for a batch of training rows: with an `augment` block the raw
+        rows augmented (`self.augment(x_raw, self.generator)`, the whole global batch in
+        every process, so each sample's draws are those of one process) and then normalized;
+        without one, the rows of x["train"]."""
+        if not self.augment:
+            return self.x["train"][index]
+        return self.normalizer(self.augment(self.raw_inputs("train")[index], self.generator))
 
     def _step(self, x, targets, step):
         """One step's forward and backward: (loss, outputs, each head's loss or None).
@@ -204,7 +224,7 @@ class Trainer:
         """Metrics of a split in eval mode; with `tta`, of the test-time augmented predictions
         (log of the averaged softmax, which every loss reads like logits)."""
         self.model.eval()
-        x, y = self.x[split], self.y[split]
+        x, y = (self.raw_inputs(split) if tta else self.x[split]), self.y[split]  # test-time views are cut from raw images
         if self.world.size > 1:  # each process evaluates its part; the sums are added up
             lo, hi = self.world.part(len(x))
             x, y = x[lo:hi], {t: v[lo:hi] for t, v in y.items()}
@@ -212,7 +232,7 @@ class Trainer:
         for start in range(0, len(x), batch):
             xb = x[start : start + batch]
             targets = {t: v[start : start + batch] for t, v in y.items()}
-            outputs = tta_logits(self.outputs, xb, self.plan.evaluate, self.plan.augment) if tta else self.outputs(xb)
+            outputs = tta_logits(self.outputs, xb, self.plan.evaluate, self.plan.augment, self.normalizer) if tta else self.outputs(xb)
             sums.add(outputs, targets, len(xb))
         return sums.reduced(self.world).metrics(self.multi)
 

@@ -32,40 +32,57 @@ def tta_pad(train_steps: tuple[ir.Step, ...]) -> int:
     return next((int(s.args["pad"]) for s in train_steps if s.kind == "crop"), 0)
 
 
+def resized_size(h: int, w: int, short: int) -> tuple[int, int]:
+    """torchvision's size arithmetic for `Resize(short)`: the short side becomes `short`, the
+    long one int(long · short / min(h, w)) (truncated)."""
+    small, large = min(h, w), max(h, w)
+    long_side = short * large // small  # = int(short * large / small), exactly
+    return (short, long_side) if h <= w else (long_side, short)
+
+
 def resize_short_side(x: torch.Tensor, short: int) -> torch.Tensor:
-    """x (B, C, H, W) resized (bilinear) so that min(H, W) becomes `short`, like the training `scale`."""
+    """x (B, C, H, W) resized so that min(H, W) becomes `short`: torchvision's tensor `resize`
+    (its size arithmetic, bilinear, align_corners=False, antialias=True), like the training `scale`."""
     h, w = x.shape[-2:]
-    if min(h, w) == short:
+    size = resized_size(h, w, short)
+    if size == (h, w):
         return x
-    ratio = short / min(h, w)
-    size = (math.floor(h * ratio + 0.5), math.floor(w * ratio + 0.5))
     work = x if x.dtype in (torch.float32, torch.float64) else x.float()
-    return F.interpolate(work, size=size, mode="bilinear", align_corners=True).to(x.dtype)
+    return F.interpolate(work, size=size, mode="bilinear", align_corners=False, antialias=True).to(x.dtype)
 
 
 def tta_crops(h: int, w: int, height: int, width: int, crops: int) -> list[tuple[int, int]]:
     """(top, left) of the view windows of size (height, width) in an (h, w) image:
-    the centre alone (crops=1), or the four corners and the centre (crops=5 or 10)."""
-    centre = ((h - height) // 2, (w - width) // 2)
+    the centre alone (crops=1), or the four corners and the centre (crops=5 or 10), as
+    torchvision's `center_crop` and `five_crop` place them (the centre rounded, not floored)."""
+    centre = (round((h - height) / 2.0), round((w - width) / 2.0))  # torchvision's int(round(...)): half to even
     if crops == 1:
         return [centre]
     return [(0, 0), (0, w - width), (h - height, 0), (h - height, w - width), centre]
 
 
 def tta_logits(
-    model_forward: Callable[[torch.Tensor], Any], x: torch.Tensor, evaluate: ir.Evaluate, train_steps: tuple[ir.Step, ...]
+    model_forward: Callable[[torch.Tensor], Any],
+    x: torch.Tensor,
+    evaluate: ir.Evaluate,
+    train_steps: tuple[ir.Step, ...],
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor | None:
     """Log of the softmax averaged over the test-time views of x, or None without TTA.
 
-    x (B, C, H, W) is a batch of (normalized) test images; `model_forward(x)` gives logits
-    (B, classes) (or a dict of them, one per head: then a dict comes back). The views:
+    x (B, C, H, W) is a batch of test images on the data's own scale (raw, as the training
+    augmentation sees them); each view is passed through `normalize` (the splits'
+    Normalizer; None: the views go to the model as they are) before `model_forward`, which
+    gives logits (B, classes) (or a dict of them, one per head: then a dict comes back). The views:
 
     - for each scale s of `scales [...]` (or only the image as it is, without `scales`), the
-      image resized so its short side is s (bilinear, corners aligned like the training
-      `scale`; the compiler has checked that s is at least min(H, W)), then zero-padded by
-      the `pad` of the training `crop` (0 without one);
+      image resized so its short side is s (torchvision's resize: bilinear, half-pixel
+      centres, the long side int(long · s / short), like the training `scale`; the compiler
+      has checked that s is at least min(H, W)), then zero-padded by the `pad` of the
+      training `crop` (0 without one);
     - from that, windows of the model's input size (H, W): the centre (crops=1), or the four
-      corners and the centre (crops=5 and 10); the centre is at ((h' - H) // 2, (w' - W) // 2);
+      corners and the centre (crops=5 and 10); the centre is at
+      (round((h' - H) / 2), round((w' - W) / 2)), as torchvision's center_crop puts it;
     - each window also mirrored left-right with `tta hflip` or crops=10 (crops=10 is
       crops=5 with its mirror images, so `tta hflip crops=10` has the same 10 views).
 
@@ -90,7 +107,7 @@ def tta_logits(
         if mirrors:
             views += [v.flip(-1) for v in views]
         for view in views:  # one forward pass per view: memory as in plain evaluation
-            out = model_forward(view)
+            out = model_forward(view if normalize is None else normalize(view))
             if isinstance(out, dict):
                 log_probs.append({k: F.log_softmax(v.float(), dim=1) for k, v in out.items()})
             else:

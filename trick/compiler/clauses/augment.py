@@ -91,22 +91,22 @@ for schema in [
     ),
     C(
         "scale",
-        "Scale augmentation: resize so the short side is a random L in the range, then take a random SIZE x SIZE crop.",
+        "Scale augmentation: resize so the short side is a random L in the range, then take a random SIZE x SIZE crop; as torchvision's Resize(L) and RandomCrop(SIZE) on tensors (bilinear with half-pixel centres, the long side int(long·L/short), antialiased when it shrinks).",
         (
             P("size", POSITIVE_INT, REQUIRED, "side of the crop", positional=True),
-            P("short_side", RangeOf(POSITIVE_INT), REQUIRED, "range of the short side L after resizing"),
+            P("short_side", RangeOf(POSITIVE_INT), REQUIRED, "range of the short side L after resizing (uniform integers)"),
         ),
         example="scale 16 short_side=16..24",
         rank=IMAGES, resize=_square, check=_scale_check,
     ),
     C(
         "color",
-        "Random color changes; each factor is drawn uniformly from its range (1 leaves the image as it is).",
+        "Random color changes, as torchvision's ColorJitter computes them, on the data's own scale (before `normalize`), in the order brightness, contrast, saturation, hue; each factor is drawn uniformly from its range (1, or 0 for hue, leaves the image as it is). On data in [0, 1] every result but the hue's is clamped into [0, 1].",
         (
-            P("brightness", RangeOf(NONNEGATIVE), (1.0, 1.0), "factor on all channels"),
-            P("contrast", RangeOf(NONNEGATIVE), (1.0, 1.0), "factor on the distance from the mean gray"),
+            P("brightness", RangeOf(NONNEGATIVE), (1.0, 1.0), "factor on all channels: b·x"),
+            P("contrast", RangeOf(NONNEGATIVE), (1.0, 1.0), "factor on the distance from the image's mean gray"),
             P("saturation", RangeOf(NONNEGATIVE), (1.0, 1.0), "factor on the distance from the pixel's gray"),
-            P("hue", RangeOf(Num(False, -0.5, 0.5)), (0.0, 0.0), "rotation of the hue, in turns (0.5 is half way round)"),
+            P("hue", RangeOf(Num(False, -0.5, 0.5)), (0.0, 0.0), "shift of the HSV hue, in turns (0.5 is half way round)"),
         ),
         example="color brightness=0.5..1.5 saturation=0.5..1.5 hue=-0.1..0.1",
         rank=IMAGES, check=_color_check,

@@ -20,7 +20,14 @@ C = ClauseSchema
 P = Param
 
 # `sample`: the shape of one sample (without the batch) and the number of classes, for the
-# sources that know them before loading anything.
+# sources that know them before loading anything. `data_bytes`: the memory the generated data
+# takes (numpy generates it in float64: 8 bytes a value, and a label), for the memory check
+# (compiler/memory.py).
+
+
+def _generated(n: int, values: int) -> tuple[int, str]:
+    return n * (values + 1) * 8, f"{n:,} samples × ({values:,} values and a label) × 8 bytes"
+
 
 DATA_SOURCES = Registry("data source", "Where the samples come from; all are generated or read locally.")
 for schema in [
@@ -35,6 +42,7 @@ for schema in [
             P("noise", NONNEGATIVE, 0.0, "standard deviation of the noise added to the points"),
         ),
         sample=lambda a: ((2,), 2),
+        data_bytes=lambda a: _generated(a["n"], 2),
     ),
     C(
         "synthetic_images",
@@ -45,13 +53,14 @@ for schema in [
             P("n", Num(True, 10), 2000, "number of images"),
         ),
         sample=lambda a: ((3, a["size"], a["size"]), a["classes"]),
+        data_bytes=lambda a: _generated(a["n"], 3 * a["size"] ** 2),
     ),
     C(
         "file",
         "Arrays from a .npz file (named arrays) or a .csv file (named columns), relative to the spec.",
         (
             P("path", Str("a file path"), REQUIRED, "the .npz or .csv file", positional=True),
-            P("x", Str("an array or column name"), "x", "the inputs (.npz array name; for .csv, every column but `y`)"),
+            P("x", Str("an array or column name"), "x", "the inputs: the .npz array; for a .csv the column, or several separated by commas (`x=\"f1,f2\"`); by default every column but `y` (or the column `x`, if the file has one)"),
             P("y", Str("an array or column name"), "y", "the integer class labels"),
         ),
     ),

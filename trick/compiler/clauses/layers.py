@@ -125,9 +125,9 @@ def _recurrent_shape(op, gates):
         for layer in range(a["layers"]):
             inputs = features if layer == 0 else hidden * directions
             per_direction = gates * hidden * (inputs + hidden)
-            if a["norm"] == "layer":  # gain and bias of the two layer norms (and of the cell, for LSTM)
-                per_direction += 2 * 2 * gates * hidden + (2 * hidden if op == "lstm" else 0)
-            else:
+            if a["norm"] == "layer":  # gain and bias of the gate groups' layer norms (GRU: r,z and n; LSTM: the gates and the cell)
+                per_direction += 2 * gates * hidden + (2 * hidden if op == "lstm" else 0)
+            else:  # the input and hidden biases
                 per_direction += 2 * gates * hidden
             params += per_direction * directions
         return (hidden * directions, length), params
@@ -142,7 +142,8 @@ def _dense(layer: ir.Layer) -> Ctor:
     a, (features,) = layer.args, layer.input
     kwargs = {} if a["bias"] else {"bias": False}
     if a["dropconnect"] > 0:
-        return Ctor("layers.DropConnectLinear", (features, a["units"]), {**kwargs, "p": a["dropconnect"]})
+        mask = {} if a["dropconnect_mask"] == "example" else {"mask": a["dropconnect_mask"]}
+        return Ctor("layers.DropConnectLinear", (features, a["units"]), {**kwargs, "p": a["dropconnect"], **mask})
     return Ctor("nn.Linear", (features, a["units"]), kwargs)
 
 
@@ -268,7 +269,13 @@ for schema in [
         (
             P("units", POSITIVE_INT, REQUIRED, "number of output units", positional=True),
             P("bias", Bool(), True, "add a learned bias b"),
-            P("dropconnect", PROBABILITY, 0.0, "DropConnect: drop each weight with this probability in training, keeping the expectation"),
+            P("dropconnect", PROBABILITY, 0.0, "DropConnect (Wan et al. 2013): drop each weight with this probability in training and scale the kept ones by 1/(1-p), so the expected output is Wx + b (the bias is never dropped)"),
+            P(
+                "dropconnect_mask",
+                Choice(("example", "batch")),
+                "example",
+                "`example`: each example of the batch gets its own mask, y = (M ⊙ W)x/(1-p) + b, as in the paper (B·units·inputs mask entries a step); `batch`: one mask for the whole batch (one matrix product, cheaper, but the examples' noise is shared)",
+            ),
         ),
         example="dense 128 -> relu",
         role="weights", shape=_dense_shape, build=_dense,
@@ -282,7 +289,7 @@ for schema in [
             P("stride", POSITIVE_INT, 1, "step between applications of the kernel"),
             P("pad", Either((NONNEGATIVE_INT, Choice(("same",)))), 0, "zero padding on each side; `same` keeps the length (stride 1)"),
             P("bias", Bool(), True, "add a learned bias per channel"),
-            P("dropconnect", PROBABILITY, 0.0, "DropConnect: drop each kernel weight with this probability in training"),
+            P("dropconnect", PROBABILITY, 0.0, "DropConnect: drop each kernel weight with this probability in training, scaling the kept ones by 1/(1-p); one mask per batch (a mask per example would mean a different kernel, so a separate convolution, for every example)"),
         ),
         example="conv 32 k=5 pad=2",
         role="weights", shape=_conv_shape, build=_conv,
@@ -368,6 +375,14 @@ for schema in [
 ]:
     LAYERS.add(schema)
 
+_NORM_DOC = {
+    "gru": "`layer` uses a layer-normalized cell (Ba et al. 2016): layer norm on the summed inputs of each gate group, "
+    "r, z = σ(LN(W_x x + W_h h)) over the 2·hidden reset and update values, n = tanh(LN(W_x x + r ⊙ W_h h)) over the "
+    "candidate's; the input's projection is never normalized on its own (with one input feature it would keep only the sign)",
+    "lstm": "`layer` uses a layer-normalized cell (Ba et al. 2016): layer norm on the summed inputs of the four gates, "
+    "LN(W_x x + W_h h) over 4·hidden values, and on the cell state, h = σ(o) ⊙ tanh(LN(c)); the input's projection is never "
+    "normalized on its own (with one input feature it would keep only the sign)",
+}
 for _rnn, _doc, _gates in [("gru", "Gated recurrent unit", 3), ("lstm", "Long short-term memory", 4)]:
     LAYERS.add(
         C(
@@ -377,7 +392,7 @@ for _rnn, _doc, _gates in [("gru", "Gated recurrent unit", 3), ("lstm", "Long sh
                 P("hidden", POSITIVE_INT, REQUIRED, "size of the hidden state", positional=True),
                 P("layers", POSITIVE_INT, 1, "number of stacked recurrent layers"),
                 P("bidirectional", Bool(), False, "also run backwards and concatenate (giving 2·hidden features)"),
-                P("norm", Choice(("none", "layer")), "none", "`layer` uses a layer-normalized cell"),
+                P("norm", Choice(("none", "layer")), "none", _NORM_DOC[_rnn]),
             ),
             example=f"{_rnn} 64 norm=layer",
             role="weights", shape=_recurrent_shape(_rnn, _gates), build=_recurrent(_rnn.upper()),

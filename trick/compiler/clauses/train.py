@@ -9,6 +9,7 @@ from ..schema import (
     POSITIVE_INT,
     PROBABILITY,
     REQUIRED,
+    SEED,
     WEIGHT,
     Bool,
     Choice,
@@ -31,7 +32,7 @@ OPTIMIZERS.add(
             P("lr", POSITIVE, 0.01, "learning rate η"),
             P("momentum", PROBABILITY, 0.0, "momentum factor"),
             P("nesterov", Bool(), False, "use Nesterov momentum (needs momentum > 0)"),
-            P("weight_decay", NONNEGATIVE, 0.0, "L2 weight decay folded into the gradient"),
+            P("weight_decay", NONNEGATIVE, 0.0, "L2 weight decay folded into the gradient (torch's): it decays every parameter, biases and normalization parameters too, unlike `regularize l2`"),
         ),
     )
 )
@@ -73,17 +74,39 @@ LOSSES.add(C("mse", "Mean squared error, for numeric targets."))
 REGULARIZERS = Registry("regularizer", "Penalties on the weights added to the loss.")
 _INCLUDE = P("include", Choice(("weights", "all")), "weights", "`weights` leaves out biases and normalization parameters; `all` penalizes every parameter")
 REGULARIZERS.add(
-    C("l2", "L2 penalty ½λ‖θ‖², whose gradient step gives θ ← (1-ηλ)θ - η∇L.", (P("strength", NONNEGATIVE, REQUIRED, "λ", positional=True), _INCLUDE))
+    C(
+        "l2",
+        "L2 penalty ½λ‖θ‖² on the weights (the kernels and matrices of dense, conv and recurrent layers), whose gradient step gives θ ← (1-ηλ)θ - η∇L. "
+        "Unlike `optimizer sgd weight_decay=λ`, which decays every parameter, it leaves biases and normalization parameters alone (unless `include=all`).",
+        (P("strength", NONNEGATIVE, REQUIRED, "λ", positional=True), _INCLUDE),
+    )
 )
 REGULARIZERS.add(
-    C("l1", "L1 penalty λ‖θ‖₁, whose gradient is λ·sign(θ): it drives weights to exactly 0.", (P("strength", NONNEGATIVE, REQUIRED, "λ", positional=True), _INCLUDE))
+    C(
+        "l1",
+        "L1 penalty λ‖θ‖₁ on the weights, whose gradient is λ·sign(θ) (the lecture's ½ in front of the L1 penalty contradicts its own gradient λ·sign(θ); this is the penalty of that gradient). "
+        "The gradient drives weights towards 0 but leaves them oscillating around it; `proximal=true` sets them to exactly 0.",
+        (
+            P("strength", NONNEGATIVE, REQUIRED, "λ", positional=True),
+            _INCLUDE,
+            P(
+                "proximal",
+                Bool(),
+                False,
+                "instead of adding λ‖θ‖₁ to the loss, soft-threshold after each optimizer step: θ ← sign(θ)·max(|θ| - ηλ, 0), η the learning rate of the parameter's group at that step (the proximal gradient step; exact for sgd without momentum)",
+            ),
+        ),
+    )
 )
 
 ATTACKS = Registry("adversarial attack", "Adversarial examples mixed into training.")
 ATTACKS.add(
     C(
         "fgsm",
-        "Fast gradient sign method: x' = x + ε·sign(∇ₓJ(θ, x, y)); the loss is (1-w)·J(x) + w·J(x').",
+        "Fast gradient sign method: x' = x + ε·sign(∇ₓJ(θ, x, y)); the loss is (1-w)·J(x) + w·J(x'). "
+        "The gradient ∇ₓJ comes from the clean forward pass whose J(x) the loss uses, so each step runs the model twice, "
+        "on the clean batch and on x' (BatchNorm's running statistics are updated once with each; dropout draws one mask per pass). "
+        "With `normalize minmax`, x' is clipped to [0, 1].",
         (P("eps", POSITIVE, REQUIRED, "ε, the size of the perturbation"), P("weight", WEIGHT, 0.5, "w, the weight of the adversarial loss")),
     )
 )
@@ -122,7 +145,7 @@ for schema in [
         example="early_stop monitor=val.loss patience=8 restore=best",
     ),
     C("clip_grad", "Clip the gradient's global L2 norm to at most this value.", (P("max_norm", POSITIVE, REQUIRED, "largest gradient norm", positional=True),), example="clip_grad 1.0"),
-    C("seed", "Seed for everything random: splits, initialization, augmentation, dropout, order.", (P("value", NONNEGATIVE_INT, 0, "the seed", positional=True),), example="seed 0"),
+    C("seed", "Seed for everything random: splits, initialization, augmentation, dropout, order.", (P("value", SEED, 0, "the seed (below 2**63)", positional=True),), example="seed 0"),
     C("adversarial", "Adversarial training.", kind=ATTACKS, example="adversarial fgsm eps=0.05 weight=0.5"),
     C("device", "Where to train (the command line's --device overrides it).", (P("name", Choice(("auto", "cpu", "cuda")), "auto", "`auto` uses a GPU when there is one", positional=True),), example="device cpu"),
 ]:
