@@ -1,5 +1,7 @@
 """The parser: every construct of the language becomes the right AST node, with its span."""
 
+from pathlib import Path
+
 import pytest
 
 import trick
@@ -179,3 +181,19 @@ def test_parse_takes_text_or_path(tmp_path):
     assert trick.parse(spec).name == "t"
     assert trick.parse(str(spec)).name == "t"
     assert trick.parse("spec t\n").name == "t"
+
+
+def test_the_parser_tables_are_cached_and_a_damaged_cache_is_rebuilt(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    spec = Path(__file__).resolve().parents[2] / "specs" / "mnist1d_cnn.trick"
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    run = lambda: subprocess.run([sys.executable, "-m", "trick", "check", str(spec)], capture_output=True, text=True, env=env, timeout=120)  # noqa: E731
+    first = run()
+    [cache] = list(tmp_path.glob(".lark_cache_*"))
+    cache.write_bytes(b"not a cache\n" + os.urandom(64))
+    again = run()
+    assert first.returncode == again.returncode == 0 and first.stdout == again.stdout
+    assert again.stderr == ""

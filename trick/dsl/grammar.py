@@ -69,7 +69,12 @@ POSTLEX = Postlex()
 
 @lru_cache(maxsize=1)
 def lark() -> Lark:
-    """The parser, built once: LALR with the contextual lexer and positions on every node."""
+    """The parser, built once: LALR with the contextual lexer and positions on every node.
+
+    Lark's cache keeps the analysed tables in a file of the temporary folder, named by a hash
+    of the grammar, the options and Lark's version (so a changed grammar is analysed anew);
+    a missing or damaged file is simply rebuilt. Building the tables was most of what
+    `trickc check` spent at every start."""
     return Lark.open_from_package(
         "trick.dsl",
         "trick.lark",
@@ -78,4 +83,5 @@ def lark() -> Lark:
         propagate_positions=True,
         maybe_placeholders=False,
         postlex=POSTLEX,
+        cache=True,
     )
