@@ -99,8 +99,8 @@ def _count(n: int) -> str:
 @register
 def data_has_a_source(ctx) -> None:
     """The data block names a source."""
-    block = ctx.program.block("data")
-    if block is not None and ctx.spec.clause("data", "source") is None and "data" not in ctx.troubled and "source" not in ctx.program_clause_names("data"):
+    block = _lacks(ctx, "data", "source")
+    if block is not None and "data" not in ctx.troubled:
         ctx.error(block.name_span, "the data block needs a source: source mnist1d, source digits, ...")
 
 
@@ -199,8 +199,8 @@ def transfer_names_its_layers(ctx) -> None:
     """transfer copies from an import, by layers=K or labels=[...], which both specs have."""
     spec = ctx.spec
     transfer_from = spec.clause("transfer", "from")
-    block = ctx.program.block("transfer")
-    if block is not None and transfer_from is None and "from" not in ctx.program_clause_names("transfer"):
+    block = _lacks(ctx, "transfer", "from")
+    if block is not None:
         ctx.error(block.name_span, "the transfer block needs 'from NAME layers=K'")
     if transfer_from is None:
         return
@@ -238,8 +238,8 @@ def distill_hints_name_labels(ctx) -> None:
     """distill names an imported teacher, and each hint a teacher label and a student label."""
     spec = ctx.spec
     teacher_clause = spec.clause("distill", "teacher")
-    block = ctx.program.block("distill")
-    if block is not None and teacher_clause is None and "teacher" not in ctx.program_clause_names("distill"):
+    block = _lacks(ctx, "distill", "teacher")
+    if block is not None:
         ctx.error(block.name_span, "the distill block needs 'teacher NAME'")
     teacher = ctx.import_ref(teacher_clause, "model") if teacher_clause is not None else None
     for hint_clause in (b for b in spec.blocks.get("distill", ()) if b.name == "hint"):
@@ -269,8 +269,8 @@ def curriculum_has_a_score(ctx) -> None:
         ctx.import_ref(score, "model")
     if score is not None and score.kind == "column" and source is not None and source.kind != "file":
         ctx.error(score.span_of("name"), f"a difficulty column comes from a file source (source file \"data.npz\"), not {source.kind}")
-    block = ctx.program.block("curriculum")
-    if block is not None and score is None and "score" not in ctx.program_clause_names("curriculum"):
+    block = _lacks(ctx, "curriculum", "score")
+    if block is not None:
         ctx.error(block.name_span, "the curriculum block needs 'score loss of NAME', 'score self' or 'score column \"NAME\"'")
 
 
@@ -289,6 +289,15 @@ def decision_boundary_needs_points(ctx) -> None:
 
 
 # ---- helpers --------------------------------------------------------------------------------------
+
+
+def _lacks(ctx, block: str, clause: str):
+    """The block's clause in the program when the spec has the block but never writes the
+    clause in it (not even one with errors, which are reported already), else None."""
+    at = ctx.program.block(block)
+    if at is None or ctx.spec.clause(block, clause) is not None or clause in ctx.program_clause_names(block):
+        return None
+    return at
 
 
 def _shown(path: str) -> str:

@@ -138,6 +138,14 @@ def _minmax(x: torch.Tensor, dims: tuple[int, ...]) -> tuple[torch.Tensor, torch
 NORMALIZERS = {"zscore": _zscore, "minmax": _minmax}
 
 
+def unit_range_clamp(low: float | None, high: float | None) -> tuple[float, float] | None:
+    """(0.0, 1.0) for data whose values lie in [0, 1] (colour changes then clamp to it, as
+    torchvision's do on float images), else None."""
+    if low is None or high is None:
+        return None
+    return (0.0, 1.0) if low >= 0.0 and high <= 1.0 else None
+
+
 class Normalizer:
     """x' = (x - shift) / scale, fitted on the training split only.
 
@@ -162,9 +170,7 @@ class Normalizer:
     def clamp(self) -> tuple[float, float] | None:
         """(0.0, 1.0) when the raw training data lies in [0, 1], else None: the bounds the
         colour augmentation clamps to (`Augmenter(steps, clamp=...)`)."""
-        if self.low is None or self.high is None:
-            return None
-        return (0.0, 1.0) if self.low >= 0.0 and self.high <= 1.0 else None
+        return unit_range_clamp(self.low, self.high)
 
     def fit(self, x: torch.Tensor) -> "Normalizer":
         if x.numel():

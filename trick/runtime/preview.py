@@ -37,7 +37,7 @@ import torch
 from ..compiler import ir
 from ..dsl.diagnostics import TrickUsageError
 from .augment import Augmenter
-from .data import load_splits
+from .data import load_splits, unit_range_clamp
 from .report import _figure
 
 # ---- the API --------------------------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def augment_batch(steps: tuple[ir.Step, ...], input_shape: tuple[int, ...], x, s
     if batch.dtype not in (torch.float32, torch.float64):
         batch = batch.float()
     if clamp == "auto":
-        clamp = (0.0, 1.0) if len(batch) and float(batch.min()) >= 0.0 and float(batch.max()) <= 1.0 else None
+        clamp = unit_range_clamp(float(batch.min()), float(batch.max())) if len(batch) else None
     augmenter = Augmenter(steps, clamp=clamp)
     if not augmenter:
         return x
@@ -128,11 +128,6 @@ def _raw_training_split(program):
     return load_splits(dataclasses.replace(plan.data, normalize=None), plan.seed, graph.input, regression=regression)
 
 
-def training_clamp(x_train: torch.Tensor) -> tuple[float, float] | None:
-    """The trainer's clamp for colour changes: (0, 1) when the raw training split lies in [0, 1]."""
-    return (0.0, 1.0) if len(x_train) and float(x_train.min()) >= 0.0 and float(x_train.max()) <= 1.0 else None
-
-
 def write_preview(program, path: str | Path, n: int = 16, seed: int = 0) -> Preview:
     """Draw the first `n` training samples of `program` and their augmentation (seed `seed`) into `path`."""
     if n < 1:
@@ -140,7 +135,7 @@ def write_preview(program, path: str | Path, n: int = 16, seed: int = 0) -> Prev
     plan, graph = program.plan, program.graph
     splits = _raw_training_split(program)
     x, labels = splits.x_train[:n], splits.y_train[:n]
-    augmented = augment_batch(plan.augment, graph.input, x, seed=seed, clamp=training_clamp(splits.x_train)) if plan.augment else None
+    augmented = augment_batch(plan.augment, graph.input, x, seed=seed, clamp=splits.normalizer.clamp) if plan.augment else None
     kind = kind_of(tuple(graph.input))
     what = ", ".join(step.kind for step in plan.augment)
     title = f"{plan.spec}: {len(x)} training samples" + (f", original and augmented ({what}; seed {seed})" if augmented is not None else " (no augment block)")
