@@ -6,11 +6,19 @@ transform in a Dataset does (torchvision style): for each image, draw its parame
 pad and slice, resize with F.interpolate and slice, apply the colour formulas (clamped to
 [0, 1], the hue through HSV, as torchvision), and warp with a one-image affine_grid/grid_sample.
 
-Both run on the CPU, on one thread by default: the figure then measures what batching buys,
+The same pipeline is also timed in kornia.augmentation (the `dev` extra), as a user of it
+writes it, on the same batch: RandomHorizontalFlip(p=0.5), RandomCrop(32, padding=4),
+RandomResizedCrop(32, scale=((32/48)², 1), ratio=(1, 1)) (a zoom by L/32, L in 32..48, then
+a 32x32 window: the window covers (32/L)² of the image), ColorJitter(brightness=0.5,
+saturation=0.5, hue=0.1) and RandomAffine(15, translate=0.1, shear=5), each with p=1 but the
+flip. kornia draws its parameters per sample too and warps the batch, one operation at a time.
+
+All run on the CPU, on one thread by default: the figure then measures what batching buys,
 not how busy the machine's other cores are (on a loaded 2-core machine, torch's intra-op
 threads can slow large operations down several times while barely touching the loop).
 
-    python bench/augment.py [--threads N]   # prints the timings, then `speedup: N.Nx` last
+    python bench/augment.py [--threads N]   # the timings, `speedup: N.Nx` (the loop's time over the
+                                            # engine's), then `kornia speedup: N.Nx` last (kornia's over the engine's)
 """
 
 from __future__ import annotations
@@ -127,13 +135,40 @@ def main() -> None:
     assert engine(x, g).shape == per_sample_loop(steps, x, g).shape == x.shape
     for _ in range(3):  # warm up
         engine(x, g)
+    pipeline = kornia_pipeline()
+    if pipeline is not None:
+        assert pipeline(x).shape == x.shape
+        for _ in range(3):
+            pipeline(x)
     fast = median_seconds(lambda: engine(x, g), 30)
     slow = median_seconds(lambda: per_sample_loop(steps, x, g), 5)
+    theirs = median_seconds(lambda: pipeline(x), 30) if pipeline is not None else None
     threads = torch.get_num_threads()
     print(f"pipeline: {', '.join(s.kind for s in steps)} on a batch of {BATCH} x 3x{SIZE}x{SIZE}, {threads} thread(s)")
     print(f"engine (batched, fused):   {fast * 1e3:8.2f} ms per batch")
     print(f"per-sample Python loop:    {slow * 1e3:8.2f} ms per batch")
+    if theirs is not None:
+        print(f"kornia.augmentation:       {theirs * 1e3:8.2f} ms per batch")
     print(f"speedup: {slow / fast:.1f}x")
+    if theirs is not None:
+        print(f"kornia speedup: {theirs / fast:.1f}x")
+    else:
+        print("kornia is not installed (the `dev` extra): no kornia figure")
+
+
+def kornia_pipeline():
+    """The same pipeline in kornia.augmentation, or None without kornia."""
+    try:
+        import kornia.augmentation as K
+    except ImportError:
+        return None
+    return torch.nn.Sequential(
+        K.RandomHorizontalFlip(p=0.5),
+        K.RandomCrop((SIZE, SIZE), padding=4),
+        K.RandomResizedCrop((SIZE, SIZE), scale=((SIZE / (SIZE + SIZE // 2)) ** 2, 1.0), ratio=(1.0, 1.0)),
+        K.ColorJitter(brightness=0.5, saturation=0.5, hue=0.1, p=1.0),
+        K.RandomAffine(degrees=15, translate=(0.1, 0.1), shear=5, p=1.0),
+    )
 
 
 if __name__ == "__main__":

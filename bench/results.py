@@ -6,8 +6,10 @@ GroupNorm batch-size study; writes docs/results.md and its plots (docs/results/*
     python bench/results.py --only baselines     # one part: baselines, recipes, ablation, groupnorm, plots
 
 Every run is an ordinary `trickc run` of a spec: the baselines and recipes are the files in
-specs/, the ablation and GroupNorm specs are generated from one base spec per dataset (with
-one change per row) and written next to their runs (bench/out/results/specs/). A run whose
+specs/, the GroupNorm specs are generated from one base spec (with one change per row) and
+written next to their runs (bench/out/results/specs/), and the ablation is `trickc ablate
+--mode add-one-in` of one spec per dataset with every trick (trick.study; its variants and
+runs in bench/out/results/ablation/DATASET/). A run whose
 summary.json exists and whose spec has not changed is reused, and an interrupted run is
 resumed, so an interrupted script loses nothing: run it again. Runs train one thread each,
 `--jobs` of them at once (the small models here gain nothing from a second thread).
@@ -73,23 +75,31 @@ def e3_plain_spec(folder: Path) -> Path:
     text = edited((SPECS / "mnist1d_gru.trick").read_text(), [("gru 64 norm=layer", "gru 64")], E3_PLAIN[1])
     return write_spec(folder, E3_PLAIN[1], text)
 
-# The ablation's base networks: no trick at all. `guided:` and `hidden:` only name a layer
-# (for the FitNets rows); the teachers are written next to them.
-MNIST1D_BASE = """spec ablation_mnist1d
-IMPORTS
+# The ablation's full networks: every trick of the table at once (the norms stacked, which no
+# one would train). `trickc ablate --mode add-one-in` derives from each the plain network,
+# without any of them, and the plain network with each one; only those are trained.
+# `guided:` and `hidden:` only name a layer (for the FitNets rows); the teachers are written
+# next to them.
+MNIST1D_FULL = """spec ablation_mnist1d
+import "TEACHER_MNIST1D" as teacher
 
 data {
     source mnist1d
     validation 0.1
 }
 
+augment {
+    shift 4
+    noise std=0.05
+}
+
 model {
     input [1, 40]
-    conv 32 k=5 pad=2 -> relu
-    guided: conv 64 k=3 pad=1 -> relu
+    conv 32 k=5 pad=2 -> batchnorm -> groupnorm 8 -> layernorm -> relu
+    guided: conv 64 k=3 pad=1 -> batchnorm -> groupnorm 8 -> layernorm -> relu
     maxpool 2
     flatten
-    dense 128 -> relu
+    dense 128 dropconnect=0.3 -> batchnorm -> groupnorm 8 -> layernorm -> relu -> dropout 0.5
     dense 10
 }
 
@@ -97,13 +107,31 @@ train {
     epochs 30
     batch 64
     optimizer adam lr=1e-3
-    loss cross_entropy
+    loss cross_entropy smoothing=0.1
+    regularize l2 1e-3
+    regularize l1 1e-5
+    weight_noise std=0.01
+    early_stop monitor=val.loss patience=5 restore=best
+    adversarial fgsm eps=0.05 weight=0.5
     seed 0
+}
+
+curriculum {
+    score self
+    pace linear start=0.25 epochs=10
+}
+
+distill {
+    teacher teacher
+    hint teacher.block2 -> guided
+    regressor conv
+    hint_epochs 5
+    temperature 4 weight=0.5
 }
 """
 
-DIGITS_BASE = """spec ablation_digits
-IMPORTS
+DIGITS_FULL = """spec ablation_digits
+import "TEACHER_DIGITS" as teacher
 
 data {
     source digits
@@ -111,11 +139,16 @@ data {
     validation 0.1
 }
 
+augment {
+    crop 8 pad=1
+    noise std=0.5
+}
+
 model {
     input [1, 8, 8]
     flatten
-    dense 128 -> relu
-    hidden: dense 128 -> relu
+    dense 128 -> batchnorm -> groupnorm 8 -> layernorm -> relu
+    hidden: dense 128 dropconnect=0.3 -> batchnorm -> groupnorm 8 -> layernorm -> relu -> dropout 0.5
     dense 10
 }
 
@@ -123,8 +156,26 @@ train {
     epochs 40
     batch 32
     optimizer adam lr=1e-3
-    loss cross_entropy
+    loss cross_entropy smoothing=0.1
+    regularize l2 1e-3
+    regularize l1 1e-5
+    weight_noise std=0.01
+    early_stop monitor=val.loss patience=5 restore=best
+    adversarial fgsm eps=1.0 weight=0.5
     seed 0
+}
+
+curriculum {
+    score self
+    pace linear start=0.25 epochs=10
+}
+
+distill {
+    teacher teacher
+    hint teacher.hint -> hidden
+    regressor dense
+    hint_epochs 5
+    temperature 4 weight=0.5
 }
 """
 
@@ -154,64 +205,17 @@ train {
 }
 """
 
-# Each trick is a list of (text in the base spec, its replacement): the one change of its row.
-APPEND_DATA = ("    validation 0.1\n", "    validation 0.1\n{}\n")
-APPEND_TRAIN = ("    seed 0\n", "    seed 0\n{}\n")
+ABLATIONS = {"mnist1d": MNIST1D_FULL, "digits": DIGITS_FULL}
 
-
-def _data(line: str) -> tuple[str, str]:
-    return APPEND_DATA[0], APPEND_DATA[1].format(line)
-
-
-def _train(line: str) -> tuple[str, str]:
-    return APPEND_TRAIN[0], APPEND_TRAIN[1].format(line)
-
-
-def _after_train(block: str) -> tuple[str, str]:
-    return "    seed 0\n}\n", "    seed 0\n}\n\n" + block
-
-
-def _tricks(norm_at: tuple[str, ...], hidden: str, augment: str, fgsm_eps: float, teacher: str, hint: str, regressor: str) -> dict[str, list[tuple[str, str]]]:
-    """Each trick's changes to a base spec: norm layers after the lines `norm_at` end in ("... -> relu"),
-    dropout and DropConnect on the `hidden` dense line, and the dataset's augmentation, FGSM step and teacher."""
-
-    def norms(layer: str) -> list[tuple[str, str]]:
-        return [(line, line.replace(" -> relu", f" -> {layer} -> relu")) for line in norm_at]
-
-    return {
-        "zscore": [_data("    normalize zscore")],
-        "batchnorm": norms("batchnorm"),
-        "groupnorm": norms("groupnorm 8"),
-        "layernorm": norms("layernorm"),
-        "dropout": [(hidden, hidden + " -> dropout 0.5")],
-        "dropconnect": [(hidden, hidden.replace("dense 128", "dense 128 dropconnect=0.3"))],
-        "l2": [_train("    regularize l2 1e-3")],
-        "l1": [_train("    regularize l1 1e-5")],
-        "weight noise": [_train("    weight_noise std=0.01")],
-        "early stopping": [_train("    early_stop monitor=val.loss patience=5 restore=best")],
-        "label smoothing": [("loss cross_entropy", "loss cross_entropy smoothing=0.1")],
-        "augmentation": [("}\n\nmodel", "}\n\naugment {\n" + augment + "}\n\nmodel")],
-        "fgsm": [_train(f"    adversarial fgsm eps={fgsm_eps} weight=0.5")],
-        "curriculum": [_after_train("curriculum {\n    score self\n    pace linear start=0.25 epochs=10\n}\n")],
-        "fitnets": [
-            ("IMPORTS", f'import "{teacher}" as teacher'),
-            _after_train(f"distill {{\n    teacher teacher\n    hint {hint}\n    regressor {regressor}\n    hint_epochs 5\n    temperature 4 weight=0.5\n}}\n"),
-        ],
-        "multi-task": [
-            ("    validation 0.1\n", "    validation 0.1\n    target parity = label % 2\n"),
-            ("    dense 10\n", "    head label { dense 10 } loss=cross_entropy weight=1.0\n    head parity { dense 2 } loss=cross_entropy weight=0.3\n"),
-        ],
-    }
-
-
-MNIST1D_TRICKS = _tricks(
-    ("pad=2 -> relu", "pad=1 -> relu", "dense 128 -> relu"), "dense 128 -> relu", "    shift 4\n    noise std=0.05\n", 0.05, "TEACHER_MNIST1D", "teacher.block2 -> guided", "conv"
-)
-DIGITS_TRICKS = _tricks(
-    ("    dense 128 -> relu", "hidden: dense 128 -> relu"), "hidden: dense 128 -> relu", "    crop 8 pad=1\n    noise std=0.5\n", 1.0, "TEACHER_DIGITS", "teacher.hint -> hidden", "dense"
-)
-
-ABLATIONS = {"mnist1d": (MNIST1D_BASE, MNIST1D_TRICKS), "digits": (DIGITS_BASE, DIGITS_TRICKS)}
+# Rows that are no trick of the registry (input normalization, a second head): the plain
+# variant with one edit each, run and tabulated with the others.
+EXTRA_ROWS = {
+    "zscore": [("    validation 0.1\n", "    validation 0.1\n    normalize zscore\n")],
+    "multi-task": [
+        ("    validation 0.1\n", "    validation 0.1\n    target parity = label % 2\n"),
+        ("    dense 10\n", "    head label { dense 10 } loss=cross_entropy weight=1.0\n    head parity { dense 2 } loss=cross_entropy weight=0.3\n"),
+    ],
+}
 
 # The GroupNorm study: one CNN, its norm layers BatchNorm or GroupNorm, at several batch sizes
 # for the same number of epochs (so the small batches take many more steps).
@@ -282,18 +286,30 @@ def write_spec(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-def ablation_specs(folder: Path) -> dict[str, dict[str, Path]]:
-    """{dataset: {row: spec path}}: the plain base and base + each trick."""
+def ablation_variants(folder: Path, out: Path | None = None) -> dict[str, list]:
+    """{dataset: variants}: `trickc ablate --mode add-one-in`'s variants of each full spec
+    (written to `folder`; the plain variant first, then the plain one with each trick), in
+    out/DATASET/variants/ (default: folder/ablation/DATASET/variants/), and the EXTRA_ROWS after them."""
+    from trick.compiler.pipeline import compile_source
+    from trick.study.ablate import Variant, write_variants
+
     teachers = {"TEACHER_MNIST1D": str(SPECS / "mnist1d_cnn.trick"), "TEACHER_DIGITS": str(write_spec(folder, "digits_teacher", DIGITS_TEACHER))}
-    found: dict[str, dict[str, Path]] = {}
-    for dataset, (base, tricks) in ABLATIONS.items():
-        rows = {"plain": edited(base, [("IMPORTS\n", "")], f"ablation_{dataset}_plain")}
-        for trick, changes in tricks.items():
-            text = edited(base, changes, f"ablation_{dataset}_{slug(trick)}")
-            for marker, path in teachers.items():
-                text = text.replace(marker, path)
-            rows[trick] = text.replace("IMPORTS\n", "")
-        found[dataset] = {row: write_spec(folder, f"ablation_{dataset}_{slug(row)}", text) for row, text in rows.items()}
+    found = {}
+    for dataset, full in ABLATIONS.items():
+        for marker, path in teachers.items():
+            full = full.replace(marker, path)
+        variants = write_variants(write_spec(folder, f"ablation_{dataset}", full), (out or folder / "ablation") / dataset, "add-one-in")
+        plain = variants[0].path.read_text()
+        for row, changes in EXTRA_ROWS.items():
+            text = plain
+            for old, new in changes:
+                if old not in text:
+                    raise ValueError(f"{dataset} {row}: {old!r} is not in the plain spec")
+                text = text.replace(old, new, 1)
+            path = write_spec(variants[0].path.parent, f"with_{slug(row)}", text)
+            change = "plain + " + ", ".join(_change_text(old, new) for old, new in changes)
+            variants.append(Variant(f"with_{slug(row)}", change, path, program=compile_source(path, name=str(path))))
+        found[dataset] = variants
     return found
 
 
@@ -444,26 +460,6 @@ def recipe_table(results: dict[str, dict], best_baseline: tuple[str, float] | No
     return "\n".join(rows), means
 
 
-def ablation_table(results: dict[str, dict], dataset: str, tricks: dict[str, list[tuple[str, str]]]) -> tuple[str, dict[str, float]]:
-    rows = ["| row | change to the plain spec | test accuracy % | vs plain | epochs to best val. accuracy | epochs run |", "|---|---|---|---|---|---|"]
-    plain = accuracies(results, f"ablation/{dataset}/plain")
-    plain_mean = statistics.mean(plain) if plain else math.nan
-    means = {}
-    for row in ("plain", *tricks):
-        prefix = f"ablation/{dataset}/{slug(row)}"
-        values = accuracies(results, prefix)
-        if not values:
-            continue
-        means[row] = statistics.mean(values)
-        runs = [r for key, r in results.items() if key.rsplit("/", 1)[0] == prefix]
-        best = [float(r["best_val_accuracy_epoch"]) for r in runs if r["best_val_accuracy_epoch"] is not None]
-        ran = [float(r["summary"]["epochs_run"]) for r in runs]
-        change = "—" if row == "plain" else ", ".join(_change_text(old, new) for old, new in tricks[row])
-        delta = "" if row == "plain" else f"{means[row] - plain_mean:+.1f}"
-        rows.append(f"| {row} | {change} | {mean_std(values)} | {delta} | {mean_std(best)} | {mean_std(ran, 0)} |")
-    return "\n".join(rows), means
-
-
 def _change_text(old: str, new: str) -> str:
     """A change as one cell: the lines it adds (or the fragment it rewrites), on one line."""
     kept = {line.strip() for line in old.splitlines()}
@@ -474,7 +470,6 @@ def _change_text(old: str, new: str) -> str:
         if line.endswith("{"):
             text += " "
     text = text.replace("{ ;", "{") + " }" * (text.count("{") - text.count("}"))
-    text = text.replace("TEACHER_MNIST1D", "mnist1d_cnn.trick").replace("TEACHER_DIGITS", "digits_teacher.trick")
     return f"`{text}`".replace("|", "\\|")
 
 
@@ -632,9 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     if "recipes" in parts:
         jobs += [Job(f"recipes/{spec}/seed{s}", SPECS / f"{spec}.trick", s) for _, spec, _ in RECIPES for s in args.seeds]
         jobs += [Job(f"recipes/{E3_PLAIN[1]}/seed{s}", e3_plain_spec(generated), s) for s in args.seeds]
-    if "ablation" in parts:
-        for dataset, rows in ablation_specs(generated).items():
-            jobs += [Job(f"ablation/{dataset}/{slug(row)}/seed{s}", spec, s) for row, spec in rows.items() for s in args.seeds]
+    variants = ablation_variants(generated, out / "ablation") if "ablation" in parts else {}
     if "groupnorm" in parts:
         for norm, spec in groupnorm_specs(generated).items():
             jobs += [Job(f"groupnorm/{norm}/batch{b}/seed{s}", spec, s, (f"train.batch={b}",)) for b in BATCHES for s in args.seeds]
@@ -645,6 +638,12 @@ def main(argv: list[str] | None = None) -> int:
     jobs.sort(key=lambda j: (order[j.key.split("/")[0]], "batch2/" not in j.key, "gru" not in j.key, j.key))
     pretrain_imports(sorted({j.spec for j in jobs}), out)
     results = run_all(jobs, out, args.jobs, tuple(args.extra))
+    ablations = {}  # the ablation, by `trickc ablate`'s machinery (trick.study): its runs in OUT/ablation/DATASET
+    for dataset, found in variants.items():
+        from trick.study.ablate import run_variants
+
+        print(f"ablation of {dataset}: {len(found)} variants x {len(args.seeds)} seeds", flush=True)
+        ablations[dataset] = run_variants(f"ablation_{dataset}", "add-one-in", found, out / "ablation" / dataset, args.seeds, jobs=args.jobs, overrides=tuple(args.extra), runs=out / "imports", stream=sys.stdout)
     elapsed = time.perf_counter() - started
 
     figures = args.docs / "results"
@@ -654,6 +653,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     seeds = " ".join(map(str, args.seeds))
+    ablation_runs = [json.loads(p.read_text()) for dataset in ablations for p in (out / "ablation" / dataset / "runs").glob("*/seed*/summary.json")]
+    training = sum(r["summary"]["wall_seconds"] for r in results.values()) + sum(s["wall_seconds"] for s in ablation_runs)
     doc["head"] = (
         "# Results\n\n"
         "What the project's specs reach, produced by one script:\n\n"
@@ -663,9 +664,9 @@ def main(argv: list[str] | None = None) -> int:
         + "".join(f" --set {e}" for e in args.extra)
         + "\n```\n\n"
         f"Seeds {', '.join(map(str, args.seeds))} for every row (`--seeds`); test accuracy in percent, mean ± sample standard deviation over the seeds. "
-        f"{len(jobs)} runs, {sum(r['summary']['wall_seconds'] for r in results.values()) / 60:.1f} minutes of training in all (the runs' own wall times), "
-        f"{args.jobs} at a time with one thread each (about {sum(r['summary']['wall_seconds'] for r in results.values()) / 60 / args.jobs:.0f} minutes "
-        f"of wall time from scratch); this invocation reused {sum(r.get('reused', False) for r in results.values())} finished runs and took "
+        f"{len(jobs) + len(ablation_runs)} runs, {training / 60:.1f} minutes of training in all (the runs' own wall times), "
+        f"{args.jobs} at a time with one thread each (about {training / 60 / args.jobs:.0f} minutes "
+        f"of wall time from scratch); this invocation reused {sum(r.get('reused', False) for r in results.values())} finished runs (and the ablation's, as it says) and took "
         f"{elapsed / 60:.1f} minutes, on this machine "
         f"({os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}, CPU). "
         "A run whose summary.json is already in bench/out/results is reused while its spec is unchanged, so a second run of the script "
@@ -701,29 +702,35 @@ def main(argv: list[str] | None = None) -> int:
             "changed. (The ablation below measures each trick on its own.)\n\n" + table + "\n"
         )
     if "ablation" in parts:
+        from trick.study.ablate import table as ablation_table
+
         sections = []
-        for dataset, (base, tricks) in ABLATIONS.items():
-            table, means = ablation_table(results, dataset, tricks)
+        for dataset, result in ablations.items():
             if dataset == "mnist1d":
-                best_mnist1d += [(m, f"ablation row {row}") for row, m in means.items()]
-            plain = base.replace("IMPORTS\n", "")
+                best_mnist1d += [(100 * statistics.mean(r.values), f"ablation row {r.variant.name}") for r in result.rows if r.values]
             where = (
                 "MNIST-1D, 3600 training / 400 validation / 1000 test samples"
                 if dataset == "mnist1d"
                 else "scikit-learn's digits, a stratified 80/20 test split and 10% of the rest for validation (1293 / 144 / 360); "
                 "references: scikit-learn's example reaches 97% with an SVC on a 50/50 split, a scaled MLPClassifier 97.5–98% on 80/20"
             )
+            picture = f"ablation_{dataset}.png"
+            if (result.out / "ablation.png").is_file():
+                shutil.copyfile(result.out / "ablation.png", figures / picture)
+            plain = result.rows[0].variant.path.read_text()
             sections.append(
-                f"### {'MNIST-1D' if dataset == 'mnist1d' else 'Digits'}\n\n{where}. Every row is the plain spec below with one change "
-                f"(generated specs: bench/out/results/specs/ablation_{dataset}_*.trick). 'Epochs to best val. accuracy' is the first epoch "
-                "with the highest validation accuracy; early stopping also ends the run (epochs run).\n\n"
-                f"```trick\n{plain}```\n\n{table}\n"
+                f"### {'MNIST-1D' if dataset == 'mnist1d' else 'Digits'}\n\n{where}. The rows are `trickc ablate --mode add-one-in`'s variants of a spec "
+                f"with every trick at once (bench/out/results/specs/ablation_{dataset}.trick): the plain spec below, which has none, and the plain spec "
+                f"with each trick (bench/out/results/ablation/{dataset}/variants/), and two rows that are no trick of the registry (input normalization, "
+                "a second head). The interval is Welch's 95% t interval of the difference from the plain spec over the seeds; 'beyond seed noise' "
+                "when it excludes 0.\n\n"
+                f"```trick\n{plain}```\n\n{ablation_table(result)}\n![{dataset} ablation]({rel}/{picture})\n"
             )
         doc["ablation"] = (
             "## 2. What each trick buys\n\nOne network with and without each trick, every other setting the same. The seed-to-seed "
-            "standard deviation is about one point, so a difference under about 1.5 points between two rows is not a finding. The "
-            "settings (30 or 40 epochs, one strength per trick) are fixed in advance for every row, not tuned per trick: a trick "
-            "that does not help here may help with another strength or a longer schedule.\n\n" + "\n".join(sections)
+            "standard deviation is about one point, so a difference under about 1.5 points between two rows is not a finding unless its "
+            "interval says otherwise. The settings (30 or 40 epochs, one strength per trick) are fixed in advance for every row, not tuned "
+            "per trick: a trick that does not help here may help with another strength or a longer schedule.\n\n" + "\n".join(sections)
         )
     if "groupnorm" in parts:
         table, found = groupnorm_table(results)

@@ -90,7 +90,7 @@ CASES = [
     # 4. wrong or misleading messages
     ("unterminated_string", spec(source='file "x.csv }'), [(3, 17, "error", "this string is never closed; expected '\"' before the end of the line")]),
     ("unknown_escape", spec(source='file "x\\q.csv"'), [(3, 19, "error", "unknown escape '\\q' in a string; the escapes are \\\", \\\\, \\n and \\t (write \\\\ for a backslash)")]),
-    ("data_path_is_a_directory", spec(source='file "d.csv"'), [(3, 17, "error", "the data file 'd.csv' is a directory (d.csv); name a .npz or .csv file")]),
+    ("data_path_is_a_directory", spec(source='file "d.csv"'), [(3, 17, "error", "the data file 'd.csv' is a directory (d.csv); name a .npz, .npy or .csv file")]),
     (
         "target_overflows",
         spec(model="    dense 2\n    head big { dense 2 }").replace("playground spiral\n", "playground spiral\n    target big = label * 1e308 * 10\n"),

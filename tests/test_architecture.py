@@ -24,7 +24,8 @@ ALLOWED: dict[str, set[str]] = {
     "compiler.build": {"dsl", "compiler", "compiler.ir", "layers"},
     "runtime": {"dsl", "compiler.ir", "compiler.graph", "layers", "runtime"},
     "driver": {"dsl", "runtime"},
-    "cli": {"dsl", "compiler", "compiler.graph", "runtime", "driver", "lsp"},
+    "study": {"dsl", "compiler", "runtime", "driver"},  # ablate, sweep, compare: many runs of a spec, above the driver
+    "cli": {"dsl", "compiler", "compiler.graph", "runtime", "driver", "lsp", "study"},
     "lsp": {"dsl", "compiler"},
     "pygments_lexer": {"compiler"},
     "package": {"dsl", "compiler", "runtime", "driver", "cli"},  # trick/__init__.py and __main__.py (runtime: Program.augment's hook)
@@ -36,8 +37,9 @@ THIRD_PARTY: dict[str, set[str]] = {
     "compiler.ir": set(),
     "compiler.graph": set(),
     "compiler.build": {"torch"},
-    "runtime": {"torch", "numpy", "tqdm", "matplotlib", "mnist1d", "sklearn", "PIL"},
+    "runtime": {"torch", "numpy", "tqdm", "matplotlib", "mnist1d", "sklearn", "PIL", "onnx", "onnxruntime"},  # onnx*: `trickc export` only, the `export` extra
     "driver": set(),
+    "study": {"torch", "optuna", "matplotlib", "tqdm", "scipy"},  # scipy: Student's t quantile (scikit-learn's dependency)
     "cli": {"torch"},  # only to recognize a lost distributed peer
     "lsp": {"pygls", "lsprotocol"},
     "pygments_lexer": {"pygments"},

@@ -1,5 +1,5 @@
-"""bench/results.py: the baseline specs are the MNIST-1D notebook's models, every generated
-ablation spec is the plain one with exactly its change, and the tables say what they should."""
+"""bench/results.py: the baseline specs are the MNIST-1D notebook's models, every ablation
+row is the plain spec with exactly its trick, and the tables say what they should."""
 
 import importlib.util
 import sys
@@ -54,27 +54,33 @@ def test_the_baseline_specs_are_the_notebooks_models_and_training(name):
     assert plan.data.validation == 0 and plan.data.normalize is None and plan.early_stop is None
 
 
-def test_every_ablation_row_is_the_plain_spec_with_its_change(tmp_path):
-    found = results.ablation_specs(tmp_path)
+def test_every_ablation_row_is_the_plain_spec_with_one_trick(tmp_path):
+    """The ablation is `trickc ablate --mode add-one-in` of a spec with every trick: each row
+    is the plain spec (no trick) with one trick, or one of the two rows that are no trick."""
+    found = results.ablation_variants(tmp_path)
     assert set(found) == {"mnist1d", "digits"}
-    for dataset, rows in found.items():
-        assert list(rows) == ["plain", *results.ABLATIONS[dataset][1]]
-        programs = {row: compile_source(path) for row, path in rows.items()}
-        hashes = {row: p.content_hash for row, p in programs.items()}
+    for dataset, variants in found.items():
+        names = [v.name for v in variants]
+        assert names[0] == "plain" and names[-2:] == ["with_zscore", "with_multi_task"] and not any(v.skipped for v in variants)
+        expected = {"batchnorm", "groupnorm", "layernorm", "dropout", "dropconnect", "regularize_l2", "regularize_l1", "weight_noise", "early_stop", "smoothing", "adversarial", "curriculum", "distill", "augment_noise"}
+        assert {f"with_{n}" for n in expected} <= set(names)
+        programs = {v.name: v.program for v in variants}
+        hashes = {name: p.content_hash for name, p in programs.items()}
         assert len(set(hashes.values())) == len(hashes), "a change that changes nothing"
-        plain = programs["plain"]
-        assert not plain.plan.imports and plain.plan.data.normalize is None and not plain.plan.augment
-        assert programs["zscore"].plan.data.normalize is not None
-        assert programs["fitnets"].plan.distill is not None and programs["fitnets"].plan.imports
-        assert [h.target for h in programs["multi-task"].graph.heads] == ["label", "parity"]
-        for row in ("batchnorm", "groupnorm", "layernorm"):
-            layers = [layer.op for layer in programs[row].graph.all_layers()]
-            assert layers.count(row) == (3 if dataset == "mnist1d" else 2), row
+        plain = programs["plain"].plan
+        assert not plain.imports and plain.data.normalize is None and not plain.augment and plain.early_stop is None and not plain.regularizers
+        assert plain.loss.args["smoothing"] == 0 and plain.adversarial is None and plain.curriculum is None and plain.distill is None
+        assert programs["with_zscore"].plan.data.normalize is not None
+        assert programs["with_distill"].plan.distill is not None and programs["with_distill"].plan.imports
+        assert [h.target for h in programs["with_multi_task"].graph.heads] == ["label", "parity"]
+        for norm in ("batchnorm", "groupnorm", "layernorm"):
+            layers = [layer.op for layer in programs[f"with_{norm}"].graph.all_layers()]
+            assert layers.count(norm) == (3 if dataset == "mnist1d" else 2) and len(layers) == len(list(programs["plain"].graph.all_layers())) + layers.count(norm), norm
 
 
 def test_a_change_whose_text_is_missing_is_an_error():
     with pytest.raises(ValueError, match="not in the base spec"):
-        results.edited(results.MNIST1D_BASE, [("dense 999", "dense 1")], "x")
+        results.edited(results.GROUPNORM_BASE, [("dense 999", "dense 1")], "x")
 
 
 def test_the_groupnorm_and_spiral_specs(tmp_path):

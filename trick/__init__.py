@@ -5,6 +5,8 @@
     diagnostics = trick.check("specs/mnist1d_cnn.trick")  # list of Diagnostic, [] when clean
     program = trick.compile("specs/mnist1d_cnn.trick")    # .model(), .plan, .source(), .summary()
     batch = program.augment(x_raw, seed=0)                # the training augmentation of a raw batch
+    run = trick.load("runs/mnist1d_cnn/1")                # a trained run folder
+    predictions = run.predict(x_raw)                      # class names and probabilities (or values)
 
 Importing `trick` loads neither torch nor numpy; only compiling and running a spec do.
 
@@ -36,6 +38,7 @@ __all__ = [
     "check",
     "compile",
     "format",
+    "load",
     "parse",
     "run",
 ]
@@ -94,6 +97,20 @@ def run(program, out: str | os.PathLike | None = None, *, resume: bool = False, 
     if not hasattr(program, "plan"):
         program = compile(program)
     return train(program, out, resume=resume, device=device, stream=None if quiet else sys.stderr, tensorboard=tensorboard)
+
+
+def load(run_dir: str | os.PathLike, weights: str = "best", device: str = "cpu"):
+    """A trained run folder, ready to predict: `.predict(x, weights=None, tta=False)` on raw
+    inputs [N, *input shape] (the run's normalization is applied) gives a Prediction (or a
+    dict of them by target, for a model with heads): `.values` (class names, or numbers in
+    the target's own units), `.probabilities` [N, classes], `.probability`, `.index`. Also
+    `.model` (the trained nn.Module, on normalized inputs), `.normalizer`, `.classes` (a
+    list, or a dict by target), `.program` (the compiled spec). `weights` is "best" or
+    "last"; a folder without them is a TrickUsageError."""
+    from .compiler.run_spec import compile_run
+    from .runtime.predict import load as load_run
+
+    return load_run(run_dir, compile_run(run_dir), weights, device)
 
 
 def _augment(program, x, seed, generator):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .dsl.diagnostics import Diagnostic, TrickError, TrickUsageError
+from .study.commands import add_study_verbs
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -35,8 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     fmt.set_defaults(func=cmd_fmt)
 
     comp = verbs.add_parser("compile", help="show the network; write its PyTorch source and the training plan", description="Compile a spec: print a summary of the network, and optionally write standalone PyTorch source (-o) and the resolved training plan (--plan).")
-    comp.add_argument("spec", metavar="SPEC", help="a .trick file")
-    comp.add_argument("-o", "--output", metavar="MODEL.py", help="write the generated PyTorch source here")
+    comp.add_argument("spec", metavar="SPEC", help="a .trick file, or a run folder (the source then takes raw inputs: it embeds the fitted normalization)")
+    comp.add_argument("-o", "--output", metavar="MODEL.py", help="write the generated PyTorch source here (it needs torch only)")
     comp.add_argument("--plan", metavar="PLAN.json", help="write the TrainingPlan as JSON here")
     comp.set_defaults(func=cmd_compile)
 
@@ -64,6 +65,31 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--seed", type=int, default=0, metavar="N", help="seeds the augmentation's draws (default 0)")
     preview.set_defaults(func=cmd_preview)
 
+    predict = verbs.add_parser("predict", help="predict with a trained run (no labels needed)", description="Predict with a trained run on a .csv file, a .npz or .npy file, a folder of images or one image, labels optional. The run's input normalization and class names are applied. The predictions (CSV: an id, row, index or file column, then per target its predicted class or value, and a classifier's probability) go to -o, else to standard output.")
+    predict.add_argument("run", metavar="RUN", help="a run folder (runs/SPEC/N, or the --out of trickc run)")
+    predict.add_argument("--data", required=True, metavar="PATH", help="a .csv, .npz or .npy file, an image, or a folder of images (flat, or class folders)")
+    predict.add_argument("-o", "--output", metavar="PREDICTIONS.csv", help="write the predictions here (default: standard output)")
+    predict.add_argument("--weights", choices=("best", "last"), default="best", help="the checkpoint to use (default best)")
+    predict.add_argument("--tta", action="store_true", help="average the softmax over the test-time views of the spec's evaluate block")
+    predict.add_argument("--all-probs", action="store_true", help="also write one probability column per class")
+    predict.set_defaults(func=cmd_predict)
+
+    evaluate = verbs.add_parser("evaluate", help="score a trained run on another labelled set", description="Score a trained run on another labelled set (a .csv file with the label column, a .npz file with y, or class folders of images): the metrics of its summary, a per-class table (precision, recall, f1, support) and a confusion matrix. Writes metrics.json, predictions.csv, per_class.csv and confusion_matrix.png into -o (default RUN/evaluation/DATA).")
+    evaluate.add_argument("run", metavar="RUN", help="a run folder (runs/SPEC/N, or the --out of trickc run)")
+    evaluate.add_argument("--data", required=True, metavar="PATH", help="labelled data: a .csv, .npz or .npy file, or class folders of images")
+    evaluate.add_argument("-o", "--output", metavar="DIR", help="the folder for the reports (default RUN/evaluation/DATA)")
+    evaluate.add_argument("--weights", choices=("best", "last"), default="best", help="the checkpoint to use (default best)")
+    evaluate.add_argument("--tta", action="store_true", help="score the softmax averaged over the test-time views of the spec's evaluate block")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    export = verbs.add_parser("export", help="write a trained run as ONNX, torch.export or TorchScript", description="Write a trained run's model as ONNX (.onnx, checked with onnxruntime; needs pip install 'trick[export]'), a torch.export program (.pt2) or TorchScript (.ts). It takes raw inputs (the fitted normalization is inside), has a dynamic batch axis, and carries the class names, input shape and spec hash as metadata.")
+    export.add_argument("run", metavar="RUN", help="a run folder (runs/SPEC/N, or the --out of trickc run)")
+    export.add_argument("-o", "--output", required=True, metavar="MODEL.onnx|.pt2|.ts", help="the file to write; its suffix chooses the format")
+    export.add_argument("--weights", choices=("best", "last"), default="best", help="the checkpoint to export (default best)")
+    export.set_defaults(func=cmd_export)
+
+    add_study_verbs(verbs, _count)  # ablate, sweep, compare (trick/study/commands.py)
+
     lsp = verbs.add_parser("lsp", help="run the language server (for editors)", description="Speak the Language Server Protocol on standard input and output: diagnostics, hover, completion and formatting of .trick files.")
     lsp.set_defaults(func=cmd_lsp)
     return parser
@@ -76,13 +102,32 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # what `--nproc` re-runs in each worker
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = _plain_check(words) or _parser().parse_args(words)
+    args.argv = words  # what `--nproc` re-runs in each worker
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print("trickc: interrupted", file=sys.stderr)
         return 130
+
+
+def _plain_check(words: list[str]) -> argparse.Namespace | None:
+    """`check SPEC... [--json]` read as the parser reads it, without building the parser:
+    building every verb's arguments and help (gettext look-ups for each) is ~3 % of a check's
+    start (docs/performance.md, section 3). Anything else
+    (an option, `-`, help, no spec) is None and goes through the parser."""
+    if words[:1] != ["check"]:
+        return None
+    start, end = 1, len(words)
+    while start < end and words[start] == "--json":
+        start += 1
+    while end > start and words[end - 1] == "--json":
+        end -= 1
+    specs = words[start:end]  # the parser takes the specs as one run of words, --json around it
+    if not specs or any(w.startswith("-") for w in specs):
+        return None
+    return argparse.Namespace(verb="check", specs=specs, json=len(specs) < len(words) - 1, func=cmd_check)
 
 
 def _missing(paths: Sequence[str]) -> int | None:
@@ -176,11 +221,26 @@ def _compile(spec: str):
 
 
 def cmd_compile(args) -> int:
+    if os.path.isdir(args.spec):  # a run folder: its source embeds what training fitted
+        return _using_run(lambda: _write_compiled(args, *_run_source(args.spec)))
     program = _compile(args.spec)
     if isinstance(program, int):
         return program
+    return _write_compiled(args, program, program.source)
+
+
+def _run_source(run: str):
+    """(the program of a run folder, its source with the fitted normalization)."""
+    from .compiler.codegen import Fitted, generate
+    from .runtime.export import fitted
+
+    loaded = _load_run(run, "best" if os.path.isfile(os.path.join(run, "best.pt")) else "last")
+    return loaded.program, lambda: generate(loaded.graph, loaded.plan.spec_path, Fitted(**fitted(loaded)))
+
+
+def _write_compiled(args, program, source) -> int:
     print(program.summary(), end="")
-    for path, text in ((args.output, program.source), (args.plan, program.plan_json)):
+    for path, text in ((args.output, source), (args.plan, program.plan_json)):
         if path:
             try:
                 with open(path, "w", encoding="utf-8") as handle:
@@ -344,6 +404,67 @@ def cmd_preview(args) -> int:
     else:
         print(f"{args.spec} has no augment block; wrote {args.output} with {drawn.samples} training {drawn.kind}{fewer} as they are")
     return EXIT_OK
+
+
+def _load_run(run: str, weights: str):
+    from .compiler.run_spec import compile_run
+    from .runtime.predict import load
+
+    return load(run, compile_run(run), weights)
+
+
+def _using_run(body) -> int:
+    """body()'s exit code; a TrickError it raises, printed (2 for a usage error, else 1)."""
+    try:
+        return body()
+    except TrickUsageError as err:
+        print(f"trickc: {err.render()}", file=sys.stderr)
+        return EXIT_USAGE
+    except TrickError as err:
+        _print_diagnostics(err.diagnostics)
+        return EXIT_ERRORS
+
+
+def cmd_predict(args) -> int:
+    def body() -> int:
+        from .runtime.predict_data import predict_file
+
+        n = predict_file(_load_run(args.run, args.weights), args.data, args.output, tta=args.tta, all_probs=args.all_probs, stream=sys.stderr)
+        if args.output is not None:
+            print(f"wrote {args.output}: {n} prediction{'s' * (n != 1)} ({args.weights}.pt{', test-time augmentation' if args.tta else ''})")
+        return EXIT_OK
+
+    return _using_run(body)
+
+
+def cmd_evaluate(args) -> int:
+    def body() -> int:
+        from .runtime.evaluate import evaluate_file
+
+        _, folder, files, text = evaluate_file(_load_run(args.run, args.weights), args.data, args.output, tta=args.tta, stream=sys.stderr)
+        print(text, end="")
+        print(f"wrote {', '.join(f.name for f in files)} in {folder}")
+        return EXIT_OK
+
+    return _using_run(body)
+
+
+def cmd_export(args) -> int:
+    def body() -> int:
+        from .runtime.export import TOLERANCE, export
+
+        loaded = _load_run(args.run, args.weights)
+        done = export(loaded, args.output)
+        shape = ", ".join(map(str, loaded.inputs.shape))
+        print(f"wrote {args.output} ({done.format}; {args.weights}.pt, epoch {loaded.checkpoint(args.weights)[2]}; raw inputs [N, {shape}])")
+        if done.difference is not None:
+            if done.difference > TOLERANCE:
+                print(f"trickc: error: onnxruntime's outputs differ from torch's by {done.difference:.2g} (relative), more than {TOLERANCE:g}; {args.output} may not compute what the model does", file=sys.stderr)
+                return EXIT_ERRORS
+            print(f"checked with onnxruntime: its outputs are torch's within {done.difference:.1e} (relative)")
+        return EXIT_OK
+
+    return _using_run(body)
 
 
 def cmd_lsp(args) -> int:

@@ -116,7 +116,7 @@ def test_head_keys_are_safe_and_distinct():
 def test_a_directory_is_not_a_data_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data.npz").mkdir()
-    assert errors(spec(source='file "data.npz"')) == ["the data file 'data.npz' is a directory (data.npz); name a .npz or .csv file"]
+    assert errors(spec(source='file "data.npz"')) == ["the data file 'data.npz' is a directory (data.npz); name a .npz, .npy or .csv file"]
 
 
 def test_the_compiled_program_of_a_spec_at_its_limits_builds():

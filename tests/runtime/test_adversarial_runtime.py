@@ -199,7 +199,7 @@ CASES = [
     Case("csv labels beyond the outputs", _csv_labels, ["run", "t.trick", "--out", "r"], 1, "t.trick:5:5: error: the model has 3 outputs, but the data has 10 classes (the labels of 'd.csv' go up to 9)", _no_folder()),
     Case(
         "csv cell that is not a number", _csv("a,b,y\n1,2,0\nsecret,3,1\n" * 1, width=2), ["run", "t.trick", "--out", "r"], 1,
-        "t.trick:2:8: error: cannot read 'd.csv' as a .csv file: could not convert string 'secret' to a number at d.csv:3:1; every cell after the header must hold a number",
+        "t.trick:2:8: error: the cell at d.csv:3:1 (an input column 'a') holds 'secret', not a number; fill it with a number, or remove the row",
         _no_folder(),
     ),
     Case(

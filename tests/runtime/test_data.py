@@ -237,7 +237,11 @@ def test_the_ir_evaluator_gives_the_same_values_on_numbers_and_on_arrays():
 def test_regression_targets_stay_real_valued():
     s = load_splits(plan("digits", targets=[("half", ["/", "label", 2])]), 0, (64,), regression={"half"})
     assert s.targets["train"]["half"].dtype == torch.float32
-    assert torch.allclose(s.targets["train"]["half"], s.y_train.float() / 2)
+    half = s.y_train.double() / 2
+    mean, std = s.scales["half"]  # standardized with the training split's mean and (population) std
+    assert mean == pytest.approx(float(half.mean())) and std == pytest.approx(float(half.std(correction=0)))
+    assert torch.allclose(s.targets["train"]["half"].double() * std + mean, half, atol=1e-5)
+    assert abs(float(s.targets["train"]["half"].mean())) < 1e-5
     assert "half" not in s.num_classes
 
 
@@ -349,10 +353,10 @@ def test_a_corrupt_or_unknown_file_is_an_error(tmp_path):
         "cannot read 'bad.npz': it is not a valid .npz archive (write one with numpy.savez)"
     )
     (tmp_path / "d.txt").write_text("1,2\n")
-    assert file_error(tmp_path, {"path": "d.txt"}) == "cannot read 'd.txt': a data file must end in .npz or .csv"
+    assert file_error(tmp_path, {"path": "d.txt"}) == "cannot read 'd.txt': a data file must end in .npz, .npy or .csv"
     (tmp_path / "bad.csv").write_text("a,y\n1,0\nabc,1\n")
     message = file_error(tmp_path, {"path": "bad.csv"})
-    assert message.startswith("cannot read 'bad.csv' as a .csv file: could not convert string 'abc'")
+    assert message == "the cell at bad.csv:3:1 (an input column 'a') holds 'abc', not a number; fill it with a number, or remove the row"
 
 
 def test_a_missing_array_or_column_names_those_that_exist_with_a_suggestion(tmp_path):
@@ -375,18 +379,19 @@ def test_nan_or_infinite_inputs_are_counted_with_the_first_row(tmp_path):
     )
     (tmp_path / "d.csv").write_text("a,b,y\n1,2,0\n1,nan,1\n")
     assert file_error(tmp_path, {"path": "d.csv"}) == (
-        "the input columns of 'd.csv' have 1 NaN or infinite values (the first at d.csv:3:2); remove or fill them"
+        "the cell at d.csv:3:2 (an input column 'b') is 'nan'; every value must be a finite number"
     )
 
 
 LABELS, INTEGERS = "the labels 'y' of 'd.npz'", "non-negative integers (class indices)"
+REGRESSION_HINT = "; for numbers to predict, use a regression loss (loss mse, l1 or huber on one output)"
 
 
 @pytest.mark.parametrize(
     "y, message",
     [
-        (np.array([0, 1, 2.5, 1]), f"{LABELS} must be {INTEGERS}, but 1 are not, such as 2.5 (sample 2)"),
-        (np.array([0, -1, 1, -2]), f"{LABELS} must be {INTEGERS}, but 2 are not, such as -1 (sample 1)"),
+        (np.array([0, 1, 2.5, 1]), f"{LABELS} must be {INTEGERS}, but 1 are not, such as 2.5 (sample 2){REGRESSION_HINT}"),
+        (np.array([0, -1, 1, -2]), f"{LABELS} must be {INTEGERS}, but 2 are not, such as -1 (sample 1){REGRESSION_HINT}"),
         (np.array(["a", "b", "a", "b"]), f"{LABELS} are not numbers (dtype <U1); they must be class indices 0, 1, 2, ..."),
         (np.zeros((4, 1), int), f"{LABELS} have shape [4, 1]; they must be a 1-D array, one class index per sample"),
         (np.zeros(5, int), f"the inputs 'x' of 'd.npz' have 4 samples, but {LABELS} have 5; they must be equally many"),

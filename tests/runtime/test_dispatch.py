@@ -126,10 +126,18 @@ def test_each_loss_computes_its_own_value():
     expected = {
         "cross_entropy": torch.nn.functional.cross_entropy(logits, labels),
         "mse": torch.nn.functional.mse_loss(logits, torch.nn.functional.one_hot(labels, 3).float()),
+        "l1": (logits - torch.nn.functional.one_hot(labels, 3).float()).abs().mean(),
+        "huber": torch.nn.functional.huber_loss(logits, torch.nn.functional.one_hot(labels, 3).float(), delta=0.5),
     }
     assert set(expected) == set(R.LOSSES.names())
     for kind, value in expected.items():
-        torch.testing.assert_close(objectives.loss_function(kind)(logits, labels), value)
+        torch.testing.assert_close(objectives.loss_function(kind, args={"delta": 0.5})(logits, labels), value)
+    # on one output they regress the number itself; huber is ½d² within δ, δ(|d| − ½δ) beyond
+    values, targets = torch.tensor([[0.2], [3.0]]), torch.tensor([0.0, 1.0])
+    d = (values.squeeze(1) - targets).abs()
+    huber = torch.where(d < 0.5, 0.5 * d**2, 0.5 * (d - 0.25)).mean()
+    torch.testing.assert_close(objectives.loss_function("huber", args={"delta": 0.5})(values, targets), huber)
+    torch.testing.assert_close(objectives.loss_function("l1")(values, targets), d.mean())
     # a single output classifies only with cross entropy
     plan = lambda kind: SimpleNamespace(loss=ir.Step(kind, {"smoothing": 0.0}, SPAN))  # noqa: E731
     assert [h.classify for h in heads_of(SimpleNamespace(heads=(), output=(1,)), plan("cross_entropy"))] == [True]

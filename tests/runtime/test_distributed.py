@@ -244,7 +244,7 @@ def test_a_dead_worker_stops_the_run_and_resume_finishes_it_as_torchrun_would(tm
     )
     assert not (killed / "summary.json").exists(), "the run finished before a worker could be killed"
     assert 3 <= lines.read_text().count("\n") < 40
-    assert {p.name for p in killed.iterdir()} <= {"spec.trick", "plan.json", "metrics.jsonl", "last.pt", "best.pt", ".last.pt.tmp", ".best.pt.tmp"}
+    assert {p.name for p in killed.iterdir()} <= {"spec.trick", "plan.json", "data.json", "metrics.jsonl", "last.pt", "best.pt", ".last.pt.tmp", ".best.pt.tmp"}
 
     alone = trickc("run", spec, "--out", killed, "--resume")
     assert alone.returncode == 2

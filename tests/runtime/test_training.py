@@ -74,7 +74,7 @@ def test_a_run_leaves_its_folder(tmp_path):
     result = trick.run(compile_tiny(), tmp_path / "run")
     folder = tmp_path / "run"
     assert result.run_dir == folder
-    assert {p.name for p in folder.iterdir()} == {"spec.trick", "plan.json", "metrics.jsonl", "last.pt", "best.pt", "summary.json", "curves.png", "weights.png"}
+    assert {p.name for p in folder.iterdir()} == {"spec.trick", "plan.json", "metrics.jsonl", "last.pt", "best.pt", "summary.json", "curves.png", "weights.png", "data.json"}
     assert (folder / "spec.trick").read_text() == TINY.read_text()
     assert ir.from_json(ir.TrainingPlan, json.loads((folder / "plan.json").read_text())) == compile_tiny().plan
     lines = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
@@ -255,3 +255,23 @@ def test_run_folder_problems_are_usage_errors(tmp_path):
     assert subprocess.run(args + ["--out", "r"], capture_output=True, timeout=300, cwd=tmp_path).returncode == 0
     again = subprocess.run(args + ["--out", "r"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert (again.returncode, again.stderr) == (2, "trickc: error: r already holds a run; use --resume to continue it, or choose another --out\n")
+
+
+def test_an_interrupt_while_a_checkpoint_is_written_waits_for_the_file(tmp_path, monkeypatch):
+    """A Ctrl-C inside torch's writer would end as torch's RuntimeError and a broken file;
+    held until the file is complete, it is an interrupt, and the checkpoint loads."""
+    import _thread
+
+    from trick.runtime import checkpoint as ckpt
+
+    real_save = ckpt.torch.save
+
+    def save_interrupted(data, handle):
+        _thread.interrupt_main()  # as a study's stop, or a Ctrl-C, arriving mid-write
+        real_save(data, handle)
+
+    monkeypatch.setattr(ckpt.torch, "save", save_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save(tmp_path / "last.pt", {"format": ckpt.FORMAT, "x": torch.arange(3)})
+    monkeypatch.setattr(ckpt.torch, "save", real_save)
+    assert torch.equal(ckpt.load(tmp_path / "last.pt")["x"], torch.arange(3))

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from ..dsl import ast
 from ..dsl.diagnostics import did_you_mean
 from . import clauses as R
+from .sweep import check_sweep
 
-METRIC_NAMES = ("loss", "accuracy")
+METRIC_NAMES = ("loss", "accuracy", "mse", "mae", "r2")
 SPLITS = ("train", "val")
 
 CHECKS: list[Callable] = []
@@ -114,26 +115,58 @@ def test_split_only_where_the_source_has_none(ctx) -> None:
 
 @register
 def data_file_exists(ctx) -> None:
-    """`source file` names an existing .npz or .csv file, relative to the spec."""
+    """`source file` names an existing .npz, .npy or .csv file and `source folder` a folder, relative to the spec."""
     source = ctx.spec.clause("data", "source")
-    if source is None or source.kind != "file":
+    if source is None or source.kind not in ("file", "folder"):
         return
     path = source.values["path"]
-    if not path.endswith((".npz", ".csv")):
-        ctx.error(source.span_of("path"), f"'{path}' is neither a .npz nor a .csv file")
-        return
     base = os.path.dirname(ctx.loaded.path) if ctx.loaded.path is not None else os.getcwd()
-    full = os.path.join(base, path)
+    if source.kind == "folder":
+        full = os.path.join(base, path)
+        if not _exists(full):
+            ctx.error(source.span_of("path"), f"cannot find the image folder '{path}' ({_shown(full)})")
+        elif not os.path.isdir(full):
+            ctx.error(source.span_of("path"), f"'{path}' is a file, not a folder ({_shown(full)}); `source folder` reads PATH/<class>/*.png")
+        return
+    lower = path.lower()
+    if not lower.endswith((".npz", ".csv", ".npy")):
+        ctx.error(source.span_of("path"), f"'{path}' is not a .npz, .npy or .csv file")
+        return
+    _data_file(ctx, source.span_of("path"), path, os.path.join(base, path))
+    labels = source.values.get("y")
+    if lower.endswith(".npy"):
+        if not isinstance(labels, str) or not labels.lower().endswith(".npy"):
+            ctx.error(source.span_of("y"), "a .npy file holds the inputs only; name the labels' .npy file with y=\"labels.npy\"")
+        else:
+            _data_file(ctx, source.span_of("y"), labels, os.path.join(base, labels))
+    if source.values.get("split") is not None and not lower.endswith(".csv"):
+        ctx.error(source.span_of("split"), "a split column comes from a .csv file")
+    if isinstance(source.values.get("x"), list) and not lower.endswith(".csv"):
+        ctx.error(source.span_of("x"), "a list of input columns comes from a .csv file; a .npz names one array")
+
+
+def _exists(path: str) -> bool:
     try:
-        is_dir, exists = os.path.isdir(full), os.path.exists(full)
+        return os.path.exists(path)
     except ValueError:  # a NUL in the name
-        is_dir = exists = False
-    if is_dir:
-        ctx.error(source.span_of("path"), f"the data file '{path}' is a directory ({_shown(full)}); name a .npz or .csv file")
-    elif exists and not os.path.isfile(full):
-        ctx.error(source.span_of("path"), f"the data file '{path}' is not a regular file ({_shown(full)})")
-    elif not exists:
-        ctx.error(source.span_of("path"), f"cannot find the data file '{path}' ({_shown(full)})")
+        return False
+
+
+def _data_file(ctx, span, path: str, full: str) -> None:
+    if _exists(full) and os.path.isdir(full):
+        ctx.error(span, f"the data file '{path}' is a directory ({_shown(full)}); name a .npz, .npy or .csv file")
+    elif _exists(full) and not os.path.isfile(full):
+        ctx.error(span, f"the data file '{path}' is not a regular file ({_shown(full)})")
+    elif not _exists(full):
+        ctx.error(span, f"cannot find the data file '{path}' ({_shown(full)})")
+
+
+@register
+def split_column_decides_the_splits(ctx) -> None:
+    """With a split column, the file says which rows are test rows: no `test` fraction."""
+    source, test = ctx.spec.clause("data", "source"), ctx.spec.clause("data", "test")
+    if source is not None and test is not None and source.kind == "file" and source.values.get("split") is not None:
+        ctx.error(test.clause.name_span, f"the column '{source.values['split']}' says which rows are test rows; remove 'test' (or the split column)")
 
 
 @register
@@ -272,6 +305,15 @@ def curriculum_has_a_score(ctx) -> None:
     block = _lacks(ctx, "curriculum", "score")
     if block is not None:
         ctx.error(block.name_span, "the curriculum block needs 'score loss of NAME', 'score self' or 'score column \"NAME\"'")
+
+
+# ---- sweep ----------------------------------------------------------------------------------------
+
+
+@register
+def sweep_varies_arguments_of_this_spec(ctx) -> None:
+    """The sweep's metric is one a run records, and each `vary` names an argument of the spec with values it accepts (compiler/sweep.py)."""
+    check_sweep(ctx)
 
 
 # ---- report ---------------------------------------------------------------------------------------

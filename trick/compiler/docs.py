@@ -22,7 +22,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "language.md"
 
 # The registries that kinds of a clause (`optimizer KIND`) dispatch to are documented under
 # the clause; these are the blocks' own clause lists, in reading order.
-_BLOCK_ORDER = ["data", "augment", "model", "train", "evaluate", "transfer", "distill", "curriculum", "report"]
+_BLOCK_ORDER = ["data", "augment", "model", "train", "evaluate", "transfer", "distill", "curriculum", "report", "sweep"]
 
 
 def _default(param: Param) -> str:

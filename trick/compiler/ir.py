@@ -181,6 +181,35 @@ class DataPlan:
     base_dir: str  # where relative data paths are resolved
     span: Span
     columns: tuple[str, ...] = ()  # per-sample data columns to load besides x and y (curriculum scores)
+    regression: tuple[str, ...] = ()  # the targets that are numbers (regression_targets), not classes
+
+
+REGRESSION_LOSSES = ("mse", "l1", "huber")  # on one output: a regressor (clauses/train.py)
+CLASSIFIER_METRICS = ("loss", "accuracy")
+REGRESSION_METRICS = ("loss", "mse", "mae", "r2")
+
+
+def regression_targets(graph: "ModelGraph | None", loss: str) -> tuple[str, ...]:
+    """The targets the model regresses (numbers, not classes): each head whose loss is a
+    regression loss on one output, or, without heads, `label` when `loss` is one and the
+    model has one output."""
+    if graph is None:
+        return ()
+    if graph.heads:
+        return tuple(h.target for h in graph.heads if h.loss in REGRESSION_LOSSES and h.classes == 1)
+    return ("label",) if loss in REGRESSION_LOSSES and graph.output == (1,) else ()
+
+
+def recorded_metrics(graph: "ModelGraph", loss: str) -> list[str]:
+    """The metric names of one split that a run of this model records (`loss`, `accuracy`;
+    `mse`, `mae`, `r2` for a regressor; per head `<target>.<metric>` with several heads)."""
+    regressed = regression_targets(graph, loss)
+    if not graph.heads:
+        return list(REGRESSION_METRICS if regressed else CLASSIFIER_METRICS)
+    names = ["loss"]
+    for h in graph.heads:
+        names += [f"{h.target}.{m}" for m in (REGRESSION_METRICS if h.target in regressed else CLASSIFIER_METRICS)]
+    return names
 
 
 @dataclass(frozen=True)
@@ -264,6 +293,10 @@ class TrainingPlan:
     imports: tuple[ImportPlan, ...]
     batch_span: Span | None = None  # where the spec sets the batch (None: the default)
     train_span: Span | None = None  # the train block (None: the spec has none)
+    compile: str | None = None  # torch.compile's mode for the training step (None: eager)
+    precision: str = "fp32"  # fp32, or autocast to bf16 / fp16
+    channels_last: bool = False  # 2-D convolutions on NHWC tensors
+    speed_span: Span | None = None  # the first of compile / precision / channels_last, for run-time errors
 
 
 # ---- JSON ----------------------------------------------------------------------------------------------

@@ -200,6 +200,19 @@ class _Lowering(PlanLowering):
         elif classes is not None and out[0] != classes:
             self.error(span, f"the model has {out[0]} outputs, but the data has {classes} classes")
 
+    def check_monitor(self, graph: ir.ModelGraph, plan: ir.TrainingPlan) -> None:
+        """early_stop watches a metric this model records: accuracy for a classifier, mse, mae
+        and r2 for a regressor (the names themselves are checked in checks.py)."""
+        early = self.spec.clause("train", "early_stop")
+        if early is None:
+            return
+        split, _, metric = early.values["monitor"].partition(".")
+        recorded = ir.recorded_metrics(graph, plan.loss.kind)
+        if metric not in recorded and split in ("train", "val"):
+            what = "a regressor" if plan.data.regression and not graph.heads else "this model"
+            valid = ", ".join(f"{split}.{m}" for m in recorded)
+            self.error(early.span_of("monitor"), f"{what} records no '{early.values['monitor']}'; it records {valid}")
+
     # -- data ------------------------------------------------------------------------------------------
 
     def source(self) -> Bound | None:
@@ -315,4 +328,6 @@ def lower(spec: CheckedSpec) -> tuple[ir.ModelGraph | None, ir.TrainingPlan | No
     lowering = _Lowering(spec)
     graph = lowering.model()
     plan = lowering.plan(graph)
+    if graph is not None and plan is not None:
+        lowering.check_monitor(graph, plan)
     return graph, plan, lowering.errors + check_memory(spec, graph, plan)

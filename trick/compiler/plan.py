@@ -6,6 +6,7 @@ what it leaves to a default is written out, so that the plan says exactly what w
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from typing import Any
@@ -16,6 +17,7 @@ from . import clauses as R
 from . import ir
 from .check import CheckedSpec
 from .schema import REQUIRED
+from .sweep import sweep_free_text
 from .ir import show_shape as _show
 
 
@@ -56,13 +58,14 @@ class PlanLowering:
         spec, get, value = self.spec, self.spec.clause, self.value
         early_stop = self.early_stop()
         clip, adversarial, plot, batch = get("train", "clip_grad"), get("train", "adversarial"), get("report", "plot"), get("train", "batch")
+        compiled = get("train", "compile")
         train_block = spec.program.block("train")
         return ir.TrainingPlan(
             spec=spec.program.name or "spec",
             spec_path=str(spec.loaded.path) if spec.loaded.path is not None else None,
             seed=value("train", "seed", "value"),
             device=value("train", "device", "name"),
-            data=self.data_plan(early_stop),
+            data=dataclasses.replace(self.data_plan(early_stop), regression=ir.regression_targets(graph, self.step("train", "loss").kind)),
             augment=self.augment(graph.input) if graph is not None else (),
             epochs=value("train", "epochs", "n"),
             batch=value("train", "batch", "size"),
@@ -82,6 +85,10 @@ class PlanLowering:
             imports=tuple(self.imports()),
             batch_span=batch.span_of("size") if batch is not None else None,
             train_span=train_block.name_span if train_block is not None else None,
+            compile=compiled.values["mode"] if compiled is not None and compiled.values["enabled"] else None,
+            precision=value("train", "precision", "kind", "fp32"),
+            channels_last=get("train", "channels_last") is not None and bool(get("train", "channels_last").values["enabled"]),
+            speed_span=next((b.span for b in (compiled, get("train", "precision"), get("train", "channels_last")) if b is not None), None),
         )
 
     def early_stop(self) -> ir.EarlyStop | None:
@@ -89,7 +96,7 @@ class PlanLowering:
         if early is None:
             return None
         v = early.values
-        mode = v["mode"] if v["mode"] != "auto" else ("min" if v["monitor"].endswith("loss") else "max")
+        mode = v["mode"] if v["mode"] != "auto" else ("min" if v["monitor"].endswith(("loss", "mse", "mae")) else "max")
         return ir.EarlyStop(v["monitor"], mode, v["patience"], float(v["min_delta"]), v["restore"], early.span)
 
     def data_plan(self, early_stop: ir.EarlyStop | None) -> ir.DataPlan:
@@ -99,7 +106,7 @@ class PlanLowering:
         return ir.DataPlan(
             source=ir.Step(source.kind, ir.plain(dict(source.values)), source.span) if source else ir.Step("none", {}, nowhere(spec)),
             validation=float(validation.values["fraction"]) if validation else (0.1 if early_stop and early_stop.monitor.startswith("val.") else 0.0),
-            test=float(test.values["fraction"]) if test else (None if source is not None and source.kind in R.SOURCES_WITH_TEST_SPLIT else 0.2),
+            test=float(test.values["fraction"]) if test else (None if source is not None and _may_split_itself(source) else 0.2),
             normalize=ir.Step(normalize.kind, ir.plain(dict(normalize.values)), normalize.span) if normalize else None,
             classes=tuple(classes.values["labels"]) if classes else None,
             train_fraction=float(self.value("data", "train_fraction", "fraction", 1.0)),
@@ -164,6 +171,13 @@ class PlanLowering:
             yield ir.ImportPlan(imp.alias, str(child.loaded.path), child.program.name or imp.alias, content_hash(child), imp.span)
 
 
+def _may_split_itself(source) -> bool:
+    """Whether a source may bring its own test split (then `test` is None in the plan, and the
+    runtime holds out 0.2 where it brings none): MNIST-1D, a folder (its test/ subfolder), a
+    file with a split column."""
+    return source.kind in R.SOURCES_WITH_TEST_SPLIT or source.kind == "folder" or (source.kind == "file" and source.values.get("split") is not None)
+
+
 def _schema(block: str, clause: str):
     return next(r.get(clause) for r in R.BLOCK_CLAUSES[block] if clause in r)
 
@@ -185,11 +199,15 @@ def expr_json(expr) -> Any:
 def content_hash(spec: CheckedSpec) -> str:
     """A hash of a spec file, the data file it reads (`source file`: its bytes) and,
     recursively, everything it imports."""
-    digest = hashlib.sha256(spec.program.text.encode("utf-8"))
+    digest = hashlib.sha256(sweep_free_text(spec.program).encode("utf-8"))  # a sweep block changes no run
     source = spec.clause("data", "source")
-    if source is not None and source.kind == "file":
+    if source is not None and source.kind in ("file", "folder"):
         base = spec.loaded.path.parent if spec.loaded.path is not None else os.getcwd()
-        digest.update(b"\0data\0" + _file_digest(os.path.join(base, str(source.values["path"]))).encode())
+        path = os.path.join(base, str(source.values["path"]))
+        digest.update(b"\0data\0" + (_folder_digest(path) if source.kind == "folder" else _file_digest(path)).encode())
+        labels = source.values.get("y")
+        if source.kind == "file" and str(source.values["path"]).lower().endswith(".npy") and isinstance(labels, str):
+            digest.update(b"\0labels\0" + _file_digest(os.path.join(base, labels)).encode())
     for alias in sorted(spec.imports):
         child = spec.imports[alias]
         digest.update(f"\0{alias}\0".encode())
@@ -214,3 +232,19 @@ def _file_digest(path: str) -> str:
         return _DIGESTS[key]
     except OSError:
         return "missing"
+
+
+def _folder_digest(path: str) -> str:
+    """A hash of an image folder's listing: every file's path, size and modification time (its
+    images are not read: a changed image changes its size or time)."""
+    digest = hashlib.sha256()
+    try:
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for name in sorted(files):
+                full = os.path.join(root, name)
+                stat = os.stat(full)
+                digest.update(f"{os.path.relpath(full, path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    except OSError:
+        return "missing"
+    return digest.hexdigest()

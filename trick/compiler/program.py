@@ -8,7 +8,6 @@ torch; only `.model()` and `.augment()` (through the hook below) import it.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,6 +91,8 @@ class Program:
         return self.lines.attach(Diagnostic(span or Span.point(self.plan.spec_path or self.plan.spec, 1, 1), message))
 
     def plan_json(self) -> str:
+        import json  # here: `trickc check` does not need it
+
         return json.dumps(ir.to_json(self.plan), indent=2) + "\n"
 
     def frozen_layers(self) -> set[str]:

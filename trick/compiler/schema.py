@@ -182,6 +182,31 @@ class Ident(Type):
 
 
 @dataclass(frozen=True)
+class Column(Type):
+    """A column of a data file: a bare name (`y=species`), a quoted one (`y="sepal length"`),
+    or, with `many`, a list of them (`x=[a, b, c]`, given as a list of names)."""
+
+    many: bool = False
+
+    def describe(self) -> str:
+        return "a column name or a list of column names" if self.many else "a column name"
+
+    def _one(self, value: ast.Value) -> str:
+        if isinstance(value, ast.String):
+            return value.value
+        if isinstance(value, ast.Ref):
+            return value.name  # a dotted name (`a.b`) is the column "a.b"
+        raise self.mismatch(value)
+
+    def convert(self, value: ast.Value) -> str | list[str]:
+        if self.many and isinstance(value, ast.List):
+            if not value.items:
+                raise Invalid(f"expected {self.describe()}, found an empty list")
+            return [self._one(item) for item in value.items]
+        return self._one(value)
+
+
+@dataclass(frozen=True)
 class ListOf(Type):
     item: Type
     min_len: int = 0
@@ -285,6 +310,7 @@ class Param:
     default: Any = REQUIRED
     doc: str = ""
     positional: bool = False
+    trick: bool = False  # an option that switches one of the lecture's tricks on (dropconnect=, smoothing=); its default is off
 
     @property
     def required(self) -> bool:

@@ -13,7 +13,6 @@ turns all of them into the same output and exit code.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Iterable, NoReturn, Sequence
 
@@ -163,6 +162,8 @@ class TrickRuntimeError(TrickError):
 
 def suggest(name: str, known: Iterable[str]) -> str | None:
     """The known name closest to a misspelled one, if any is close enough."""
+    import difflib  # here: only a misspelling needs it
+
     known = list(known)
     matches = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     if not matches:

@@ -27,6 +27,11 @@ def format_program(program: ast.Program) -> str:
     return _Formatter(program).run()
 
 
+def statement_text(statement: ast.Statement) -> str:
+    """One statement on one line, its bodies inline, as a one-line block writes it."""
+    return _Formatter(ast.Program(())).statement_inline(statement)
+
+
 def format_text(text: str, file: str = "<string>") -> str:
     from .parser import parse_text
 

@@ -20,7 +20,7 @@ from .transform import ERROR_PLACEHOLDER, token_span
 MAX_NESTING = 50  # braces, brackets and parentheses
 # The top-level blocks (the front end does not read the registries; a test keeps this in step
 # with compiler/clauses BLOCKS): a block keyword inside an open block means a missing '}'.
-BLOCK_NAMES = frozenset({"data", "augment", "model", "train", "evaluate", "transfer", "distill", "curriculum", "report"})
+BLOCK_NAMES = frozenset({"data", "augment", "model", "train", "evaluate", "transfer", "distill", "curriculum", "report", "sweep"})
 
 # What each terminal is, in words, for "expected ..." messages.
 TERMINAL_WORDS = {

@@ -7,7 +7,10 @@ checkpoint or the new one, never half of one. Loading uses `weights_only=True`.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import warnings
 import zipfile
 from pathlib import Path
@@ -24,13 +27,36 @@ class CheckpointError(TrickError):
 
 
 def save(path: Path, data: dict) -> None:
+    """Write `data` to `path` atomically (a temporary file, then a rename). A Ctrl-C (or a
+    study's stop, which simulates one) while torch writes is held until the file is complete:
+    arriving inside torch's writer it would end as torch's RuntimeError, not an interrupt."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as handle:
-        torch.save(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    with _interrupts_held():
+        with open(temporary, "wb") as handle:
+            torch.save(data, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """SIGINT deferred to the end of the block (in the main thread; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        if callable(previous):
+            previous(signal.SIGINT, None)  # Python's own handler raises KeyboardInterrupt here
+        elif previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
 
 
 def load(path: Path, map_location="cpu") -> dict:

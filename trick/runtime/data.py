@@ -30,15 +30,23 @@ from .sources import Raw, load_source
 # ---- splits ------------------------------------------------------------------------------------------
 
 
-def _stratified(x, y, fraction: float, seed: int, what: str, span: Span):
-    """(x_rest, y_rest, x_part, y_part), the part a stratified `fraction` of the samples."""
+def _stratified(x, y, fraction: float, seed: int, what: str, span: Span, names: list[str] | None = None, stratify: bool = True):
+    """(x_rest, y_rest, x_part, y_part), the part a stratified `fraction` of the samples (a
+    random one without `stratify`: numbers to regress have no classes)."""
     from sklearn.model_selection import train_test_split
 
+    part = math.ceil(fraction * len(y))  # as sklearn rounds it
+    if not stratify:
+        if min(part, len(y) - part) < 1:
+            fail(f"cannot take a {what} of {fraction:g} from {len(y)} sample{'s' * (len(y) != 1)}: each side needs one or more", span)
+        x_rest, x_part, y_rest, y_part = train_test_split(x, y, test_size=part, random_state=seed)
+        return x_rest, y_rest, x_part, y_part
     # sklearn's own errors speak of test_size; say what the user asked for instead.
     classes, counts = np.unique(y, return_counts=True)
-    part = math.ceil(fraction * len(y))  # as sklearn rounds it
     if counts.min() < 2:
-        fail(f"cannot take a stratified {what} of {fraction:g}: class {classes[counts.argmin()]} has only 1 sample", span)
+        lonely = int(classes[counts.argmin()])
+        shown = f"'{names[lonely]}'" if names and lonely < len(names) else str(lonely)
+        fail(f"cannot take a stratified {what} of {fraction:g}: class {shown} has only 1 sample, and each side of the split needs one", span)
     if min(part, len(y) - part) < len(classes):
         fail(
             f"cannot take a stratified {what} of {fraction:g} from {len(y)} samples: it splits them {len(y) - part} / {part}, "
@@ -50,7 +58,7 @@ def _stratified(x, y, fraction: float, seed: int, what: str, span: Span):
 
 
 def _keep_classes(classes: tuple[int, ...], raw: Raw, span: Span) -> Raw:
-    """Keep the listed classes, relabelled 0..k-1 in the order given."""
+    """Keep the listed classes, relabelled 0..k-1 in the order given (their names with them)."""
     if len(set(classes)) != len(classes):
         fail(f"classes lists a class twice: {list(classes)}", span)
     present = set(np.unique(raw.y_train).tolist()) | (set() if raw.y_test is None else set(np.unique(raw.y_test).tolist()))
@@ -68,7 +76,11 @@ def _keep_classes(classes: tuple[int, ...], raw: Raw, span: Span) -> Raw:
 
     kept = table[raw.y_train] >= 0
     columns = {name: c[kept] for name, c in raw.columns.items()} if raw.columns else None
-    return Raw(*keep(raw.x_train, raw.y_train), *keep(raw.x_test, raw.y_test), columns)
+    names = [raw.classes[c] if raw.classes and c < len(raw.classes) else str(c) for c in classes]
+    x_train = raw.x_train.subset(np.flatnonzero(kept)) if hasattr(raw.x_train, "subset") else raw.x_train[kept]
+    y_train = table[raw.y_train][kept]
+    split = raw.split[kept] if raw.split is not None else None
+    return Raw(x_train, y_train, *keep(raw.x_test, raw.y_test), columns, names, split, raw.names)
 
 
 # ---- derived targets --------------------------------------------------------------------------------
@@ -102,7 +114,7 @@ def _values(target: Target, names: dict[str, np.ndarray], shape: tuple[int, ...]
 
 def derive_targets(targets: tuple[Target, ...], labels: np.ndarray, regression: Collection[str] = ()) -> dict[str, np.ndarray]:
     """{"label": labels, name: values...}: int64 class indices, float32 for regression targets."""
-    found: dict[str, np.ndarray] = {"label": labels}
+    found: dict[str, np.ndarray] = {"label": labels.astype(np.float32) if "label" in regression else labels}
     floats: dict[str, np.ndarray] = {"label": labels.astype(np.float64)}
     for target in targets:
         value = _values(target, floats, labels.shape)
@@ -182,6 +194,29 @@ class Normalizer:
         self.shift, self.scale = shift[0].double(), torch.where(scale[0] == 0, 1.0, scale[0].double())
         return self
 
+    def fit_moments(self, n: int, sums: torch.Tensor, squares: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> "Normalizer":
+        """Fitted from float64 sums over n samples per value position (Σx, Σx², min, max, each
+        of the sample's shape), for data read batch by batch (images.ImageSet.moments):
+        m = Σx / n, σ² = Σx² / n − m² (the population variance, as `fit`), per=channel pooling
+        the pixels of each channel."""
+        if n:
+            self.low, self.high = float(low.min()), float(high.max())
+        if self.kind is None or not n:
+            return self
+        if self.per == "channel" and sums.dim() > 1:
+            pixels = sums[0].numel()
+            dims = tuple(range(1, sums.dim()))
+            n, sums, squares = n * pixels, sums.sum(dims, keepdim=True), squares.sum(dims, keepdim=True)
+            low, high = low.amin(dims, keepdim=True), high.amax(dims, keepdim=True)
+        if self.kind == "zscore":
+            shift = sums / n
+            scale = (squares / n - shift * shift).clamp_min(0).sqrt()
+        else:
+            implementation(NORMALIZERS, self.kind, "normalization", self.span)  # an unknown kind is an error at its clause
+            shift, scale = low, high - low
+        self.shift, self.scale = shift.double(), torch.where(scale == 0, 1.0, scale.double())
+        return self
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x normalized, elementwise in float64 and back to x's dtype: the splits are normalized
         with this once, and so is every augmented training batch (bit-for-bit the same values
@@ -230,90 +265,138 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class Splits:
-    """Float32 inputs [N, *input_shape] (normalized) and int64 labels per split; `targets`
-    maps a split to {target name: tensor}, the label under "label"; `num_classes` gives
-    max + 1 of each class target over all splits; `raw` maps a split to its inputs before
-    normalization (the same tensors without `normalize`)."""
+    """Float32 inputs [N, *input_shape] (normalized) and labels per split; `targets` maps a
+    split to {target name: tensor}, the label under "label" (class indices int64; the numbers of
+    a regression target float32, standardized: `scales` holds each one's (mean, std) on the
+    training split, value = stored · std + mean); `num_classes` gives max + 1 of each class
+    target over all splits, `classes` the label's class names; `raw` maps a split to its
+    inputs before normalization (the same tensors without `normalize`). A folder's images are
+    `images.ImageView`s, indexed like tensors."""
 
-    x_train: torch.Tensor
+    x_train: Any
     y_train: torch.Tensor
-    x_val: torch.Tensor
+    x_val: Any
     y_val: torch.Tensor
-    x_test: torch.Tensor
+    x_test: Any
     y_test: torch.Tensor
     targets: dict[str, dict[str, torch.Tensor]]
     num_classes: dict[str, int]
     normalizer: Normalizer
-    raw: dict[str, torch.Tensor] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+    classes: list[str] | None = None
+    scales: dict[str, tuple[float, float]] = field(default_factory=dict)
+    names: list[str] | None = None  # the input columns' names (a .csv)
 
-    def split(self, name: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def split(self, name: str) -> tuple[Any, dict[str, torch.Tensor]]:
         """(x, targets) of "train", "val" or "test"."""
         return getattr(self, f"x_{name}"), self.targets[name]
 
-    def raw_inputs(self, name: str) -> torch.Tensor:
+    def raw_inputs(self, name: str) -> Any:
         """The inputs of a split on the data's own scale, before normalization (what
         augmentation acts on); undone from the normalized ones when `raw` does not hold them."""
         if name in self.raw:
             return self.raw[name]
         return self.normalizer.inverse(getattr(self, f"x_{name}"))
 
+    def class_names(self, target: str) -> list[str]:
+        """The names of a class target's classes, by index ("0", "1", ... where the data has none)."""
+        count = self.num_classes.get(target, 0)
+        names = list(self.classes or []) if target == "label" else []
+        return names + [str(k) for k in range(len(names), count)]
 
-def load_splits(plan: DataPlan, seed: int, input_shape: tuple[int, ...], regression: Collection[str] = ()) -> Splits:
+
+def _split_rows(plan: DataPlan, y: np.ndarray, x_test, y_test, split: np.ndarray | None, seeds, names, stratify: bool):
+    """(train rows, their labels, val rows, test rows or None: the source's test split), by the
+    data's own split (a split column, split folders), the source's test split, or the fractions."""
+    test_seed, fraction_seed, val_seed = seeds
+    rows = np.arange(len(y))
+    test_rows = None
+    if split is not None and (split == "test").any() and plan.test is None:
+        test_rows = rows[split == "test"]
+    elif x_test is None or plan.test is not None:
+        rows, y_rest, test_rows, _ = _stratified(rows, y, 0.2 if plan.test is None else plan.test, test_seed, "test split", plan.span, names, stratify)
+    if split is not None and (split == "test").any() and plan.test is None:
+        rows = rows[split[rows] != "test"]
+    if plan.train_fraction < 1:
+        _, _, rows, _ = _stratified(rows, y[rows], plan.train_fraction, fraction_seed, "train_fraction", plan.span, names, stratify)
+    if split is not None and (split == "val").any():
+        val_rows, rows = rows[split[rows] == "val"], rows[split[rows] != "val"]
+    elif plan.validation > 0:
+        rows, _, val_rows, _ = _stratified(rows, y[rows], plan.validation, val_seed, "validation split", plan.span, names, stratify)
+    else:
+        val_rows = rows[:0]
+    return rows, val_rows, test_rows
+
+
+def load_splits(plan: DataPlan, seed: int, input_shape: tuple[int, ...], regression: Collection[str] | None = None, stream=None) -> Splits:
     """The data of a plan, split, with derived targets, shaped for the model and normalized.
 
-    `regression` names derived targets that are real-valued (mse heads): they are kept as
-    float32 and need not be class indices.
+    `regression` names the targets that are real-valued (default: the plan's): they are kept
+    as float32, standardized on the training split, and need not be class indices.
     """
+    regression = tuple(plan.regression if regression is None else regression)
     # Independent streams per step, so that e.g. changing the validation fraction leaves the
     # test split (and the generated data) as they were.
     source_seed, test_seed, fraction_seed, val_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(4))
-    raw = load_source(plan.source, source_seed, plan.base_dir, plan.columns)
+    raw = load_source(plan.source, source_seed, plan.base_dir, plan.columns, regression="label" in regression, stream=stream)
     if plan.classes is not None:
         raw = _keep_classes(tuple(plan.classes), raw, plan.span)
-    x, y, x_test, y_test, columns = raw
-    columns = columns or {}
+    x, y, x_test, y_test = raw.x_train, raw.y_train, raw.x_test, raw.y_test
+    columns = raw.columns or {}
     have, need = math.prod(x.shape[1:]), math.prod(input_shape)
     if have != need:
-        what = f"'{plan.source.args.get('path')}'" if plan.source.kind == "file" else plan.source.kind
-        shape = f" (shape {list(x.shape[1:])})" if x.ndim > 2 else ""
+        what = f"'{plan.source.args.get('path')}'" if plan.source.kind in ("file", "folder") else plan.source.kind
+        shape = f" (shape {list(x.shape[1:])})" if len(x.shape) > 2 else ""
         fail(f"the model's input {list(input_shape)} has {need} values, but {what} samples have {have}{shape}", plan.span)
+    if x_test is not None and (plan.test is not None):  # an explicit test fraction re-splits all of the source's data
+        x, y, x_test, y_test = np.concatenate([x, x_test]), np.concatenate([y, y_test]), None, None
 
     # The splits move row numbers, so that the inputs and any data columns follow them alike.
-    rows = np.arange(len(y))
-    if x_test is None or plan.test is not None:
-        if x_test is not None:  # an explicit test fraction re-splits all of the source's data
-            x, y, rows = np.concatenate([x, x_test]), np.concatenate([y, y_test]), np.arange(len(y) + len(y_test))
-        rows, y, test_rows, y_test = _stratified(rows, y, 0.2 if plan.test is None else plan.test, test_seed, "test split", plan.span)
-        x_test = x[test_rows]
-    else:
-        test_rows = None
-    if plan.train_fraction < 1:
-        _, _, rows, y = _stratified(rows, y, plan.train_fraction, fraction_seed, "train_fraction", plan.span)
-    if plan.validation > 0:
-        rows, y, val_rows, y_val = _stratified(rows, y, plan.validation, val_seed, "validation split", plan.span)
-    else:
-        val_rows, y_val = rows[:0], y[:0]
-    x, x_val = x[rows], x[val_rows]
+    stratify = "label" not in regression
+    rows, val_rows, test_rows = _split_rows(plan, y, x_test, y_test, raw.split, (test_seed, fraction_seed, val_seed), raw.classes, stratify)
+    take = (lambda a, r: a.subset(r)) if hasattr(x, "subset") else (lambda a, r: a[r])  # noqa: E731
+    if test_rows is not None:
+        x_test, y_test = take(x, test_rows), y[test_rows]
+    y_train, y_val = y[rows], y[val_rows]
+    x, x_val = take(x, rows), take(x, val_rows)
 
     # Targets are computed on all splits at once, so that a bad value anywhere is found.
-    derived = derive_targets(plan.targets, np.concatenate([y, y_val, y_test]), regression)
-    bounds = np.cumsum([0, len(y), len(y_val), len(y_test)])
+    derived = derive_targets(plan.targets, np.concatenate([y_train, y_val, y_test]), regression)
+    bounds = np.cumsum([0, len(y_train), len(y_val), len(y_test)])
+    scales = {}
+    for name in regression:  # standardized with the training split's mean and standard deviation
+        if name in derived:
+            train = derived[name][: bounds[1]].astype(np.float64)
+            mean, std = (float(train.mean()), float(train.std())) if len(train) else (0.0, 1.0)
+            std = std if std > 0 else 1.0
+            scales[name] = (mean, std)
+            derived[name] = ((derived[name].astype(np.float64) - mean) / std).astype(np.float32)
     targets = {
         s: {name: torch.from_numpy(np.ascontiguousarray(v[bounds[i] : bounds[i + 1]])) for name, v in derived.items()}
         for i, s in enumerate(SPLITS)
     }
-    num_classes = {name: int(v.max()) + 1 for name, v in derived.items() if name not in regression}
+    num_classes = {name: int(v.max()) + 1 for name, v in derived.items() if name not in regression and len(v)}
+    if raw.classes and "label" in num_classes:
+        num_classes["label"] = max(num_classes["label"], len(raw.classes))
     for name, column in columns.items():  # data columns (e.g. a curriculum's difficulty), per split
         for split, split_rows in (("train", rows), ("val", val_rows), ("test", test_rows)):
             if split_rows is not None:
                 targets[split][name] = torch.from_numpy(np.ascontiguousarray(column[split_rows]))
 
-    shaped = (torch.from_numpy(np.ascontiguousarray(a, np.float32)).reshape(len(a), *input_shape) for a in (x, x_val, x_test))
-    x_train, x_val, x_test = shaped
     norm = plan.normalize
     normalizer = Normalizer(norm.kind, norm.args.get("per", "feature"), norm.span) if norm else Normalizer()
-    normalizer.fit(x_train)
-    raw_inputs = dict(zip(SPLITS, (x_train, x_val, x_test)))
-    x_train, x_val, x_test = (normalizer(t).contiguous() for t in (x_train, x_val, x_test))
+    if hasattr(x, "subset"):  # a folder's images: fitted batch by batch, kept as bytes or streamed
+        from .images import ImageView
+
+        normalizer.fit_moments(*x.moments(normalizer.per))
+        views = {s: ImageView(images) for s, images in zip(SPLITS, (x, x_val, x_test))}
+        x_train, x_val, x_test = (ImageView(images, normalizer if norm else None) for images in (x, x_val, x_test))
+        raw_inputs = views
+    else:
+        shaped = (torch.from_numpy(np.ascontiguousarray(a, np.float32)).reshape(len(a), *input_shape) for a in (x, x_val, x_test))
+        x_train, x_val, x_test = shaped
+        normalizer.fit(x_train)
+        raw_inputs = dict(zip(SPLITS, (x_train, x_val, x_test)))
+        x_train, x_val, x_test = (normalizer(t).contiguous() for t in (x_train, x_val, x_test))
     labels = {s: targets[s]["label"] for s in SPLITS}
-    return Splits(x_train, labels["train"], x_val, labels["val"], x_test, labels["test"], targets, num_classes, normalizer, raw_inputs)
+    return Splits(x_train, labels["train"], x_val, labels["val"], x_test, labels["test"], targets, num_classes, normalizer, raw_inputs, raw.classes, scales, raw.names)

@@ -48,14 +48,34 @@ def mse(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(outputs, F.one_hot(labels, outputs.shape[1]).to(outputs.dtype))
 
 
-def _cross_entropy_loss(smoothing: float):
+def _one_hot_or_value(fn):
+    """A pointwise loss against the number itself (one output) or the one-hot vector (several)."""
+
+    def loss(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if outputs.shape[1] == 1:
+            return fn(outputs.squeeze(1), labels.to(outputs.dtype))
+        return fn(outputs, F.one_hot(labels, outputs.shape[1]).to(outputs.dtype))
+
+    return loss
+
+
+def _cross_entropy_loss(smoothing: float, args: dict | None = None):
     if smoothing == 0.0:
         return F.cross_entropy  # what cross_entropy() calls then, without the two calls around it
     return lambda logits, labels: cross_entropy(logits, labels, smoothing)
 
 
-def _mse_loss(smoothing: float):
+def _mse_loss(smoothing: float, args: dict | None = None):
     return mse
+
+
+def _l1_loss(smoothing: float, args: dict | None = None):
+    return _one_hot_or_value(F.l1_loss)
+
+
+def _huber_loss(smoothing: float, args: dict | None = None):
+    delta = float((args or {}).get("delta", 1.0))
+    return _one_hot_or_value(lambda a, b: F.huber_loss(a, b, delta=delta))
 
 
 @dataclass(frozen=True)
@@ -63,13 +83,15 @@ class Loss:
     """A loss kind: `make(smoothing)` gives (outputs, labels) -> loss; `classifies`: its outputs
     are class scores at any width (otherwise only when there are several outputs)."""
 
-    make: Callable[[float], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
+    make: Callable[..., Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]  # (smoothing, args) -> loss
     classifies: bool
 
 
 LOSSES: dict[str, Loss] = {
     "cross_entropy": Loss(_cross_entropy_loss, classifies=True),
     "mse": Loss(_mse_loss, classifies=False),
+    "l1": Loss(_l1_loss, classifies=False),
+    "huber": Loss(_huber_loss, classifies=False),
 }
 
 
@@ -77,8 +99,8 @@ def loss_kind(kind: str, span: Span | None = None) -> Loss:
     return implementation(LOSSES, kind, "loss", span)
 
 
-def loss_function(kind: str, smoothing: float = 0.0, span: Span | None = None):
-    return loss_kind(kind, span).make(smoothing)
+def loss_function(kind: str, smoothing: float = 0.0, span: Span | None = None, args: dict | None = None):
+    return loss_kind(kind, span).make(smoothing, args)
 
 
 def layer_modules(graph: ir.ModelGraph, model: nn.Module) -> list[tuple[ir.Layer, nn.Module]]:

@@ -10,13 +10,13 @@ from ..compiler import ir
 from .dispatch import implementation
 
 
-def _sgd(groups, a: dict) -> torch.optim.Optimizer:
-    return torch.optim.SGD(groups, lr=a["lr"], momentum=a["momentum"], nesterov=a["nesterov"], weight_decay=a["weight_decay"])
+def _sgd(groups, a: dict, **fused) -> torch.optim.Optimizer:
+    return torch.optim.SGD(groups, lr=a["lr"], momentum=a["momentum"], nesterov=a["nesterov"], weight_decay=a["weight_decay"], **fused)
 
 
 def _adam(cls):
-    def make(groups, a: dict) -> torch.optim.Optimizer:
-        return cls(groups, lr=a["lr"], betas=(a["beta1"], a["beta2"]), weight_decay=a["weight_decay"])
+    def make(groups, a: dict, **fused) -> torch.optim.Optimizer:
+        return cls(groups, lr=a["lr"], betas=(a["beta1"], a["beta2"]), weight_decay=a["weight_decay"], **fused)
 
     return make
 
@@ -25,9 +25,11 @@ def _adam(cls):
 OPTIMIZERS = {"sgd": _sgd, "adam": _adam(torch.optim.Adam), "adamw": _adam(torch.optim.AdamW)}
 
 
-def optimizer(plan: ir.Step, groups) -> torch.optim.Optimizer:
-    """sgd (momentum, nesterov), adam, adamw; `groups` are torch parameter groups."""
-    return implementation(OPTIMIZERS, plan.kind, "optimizer", plan.span)(groups, plan.args)
+def optimizer(plan: ir.Step, groups, fused: bool = False) -> torch.optim.Optimizer:
+    """sgd (momentum, nesterov), adam, adamw; `groups` are torch parameter groups. `fused`:
+    torch's fused implementation (one kernel for all parameters: what `train { compile true }`
+    uses for the optimizer's step)."""
+    return implementation(OPTIMIZERS, plan.kind, "optimizer", plan.span)(groups, plan.args, **({"fused": True} if fused else {}))
 
 
 def _constant(a: dict, t: float, base_lr: float, epochs: int, warmup: int) -> float:

@@ -124,8 +124,7 @@ def training_samples(program, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _raw_training_split(program):
     plan, graph = program.plan, program.graph
-    regression = tuple(h.target for h in graph.heads if h.loss == "mse")
-    return load_splits(dataclasses.replace(plan.data, normalize=None), plan.seed, graph.input, regression=regression)
+    return load_splits(dataclasses.replace(plan.data, normalize=None), plan.seed, graph.input)
 
 
 def write_preview(program, path: str | Path, n: int = 16, seed: int = 0) -> Preview:

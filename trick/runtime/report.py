@@ -6,6 +6,8 @@
                             spike at 0); every run unless `report { plot ... }` leaves it out
     decision_boundary.png   the classes over the input plane, with the samples, as on the
                             TensorFlow playground; runs on 2-D inputs (`input [2]`)
+    predictions.png         predicted against true values on the test split, per regression
+                            target (in the target's units); runs that regress
     tensorboard/            TensorBoard event files, with `--tensorboard`
 
 `report { plot ... }` chooses the plots besides curves.png; without it a run gets the
@@ -26,8 +28,8 @@ import torch
 from ..compiler import ir
 from .objectives import weights_by_layer
 
-PLOTS = ("curves", "decision_boundary", "weights")
-FILES = {"curves": "curves.png", "decision_boundary": "decision_boundary.png", "weights": "weights.png"}
+PLOTS = ("curves", "decision_boundary", "weights", "predictions")
+FILES = {"curves": "curves.png", "decision_boundary": "decision_boundary.png", "weights": "weights.png", "predictions": "predictions.png"}
 TENSORBOARD_MISSING = "--tensorboard needs the tensorboard package, which is not installed; install it with: pip install tensorboard"
 SPARSE = 1e-3  # |w| below this counts as zero in the weight histograms
 
@@ -42,8 +44,8 @@ def chosen(plan: ir.TrainingPlan, graph: ir.ModelGraph) -> tuple[str, ...]:
     if plan.plots:
         wanted = ("curves",) + tuple(p for p in plan.plots if p != "curves")
     else:
-        wanted = ("curves", "weights", "decision_boundary")
-    return tuple(p for p in wanted if p != "decision_boundary" or is_planar(graph))
+        wanted = ("curves", "weights", "decision_boundary", "predictions")
+    return tuple(p for p in wanted if (p != "decision_boundary" or is_planar(graph)) and (p != "predictions" or plan.data.regression))
 
 
 def is_planar(graph: ir.ModelGraph) -> bool:
@@ -77,6 +79,8 @@ def write_reports(
                 plot_curves(path, plan, history, summary)
             elif name == "weights":
                 plot_weights(path, plan, graph, model)
+            elif name == "predictions":
+                plot_predictions(path, plan, graph, model, splits)
             else:
                 plot_decision_boundary(path, plan, graph, model, splits, summary)
         except Exception as err:  # noqa: BLE001 - a picture must not lose a finished run
@@ -110,6 +114,8 @@ def _figure(width: float, height: float):
 def _accuracy_keys(history: list[dict[str, Any]]) -> list[str]:
     """The accuracy series: train.accuracy and val.accuracy, or one pair per head."""
     keys = [k for k in history[0] if k.endswith(".accuracy") and k.split(".")[0] in ("train", "val")] if history else []
+    if not keys and history:  # a regressor: its r2 takes the accuracy's place
+        keys = [k for k in history[0] if k.endswith(".r2") and k.split(".")[0] in ("train", "val")]
     plain = [k for k in keys if k.count(".") == 1]
     return plain or keys
 
@@ -138,7 +144,7 @@ def plot_curves(path: Path, plan: ir.TrainingPlan, history: list[dict[str, Any]]
     for key in accuracy_keys:
         series(accuracy_axes, key)
     loss_axes.set_title("loss")
-    accuracy_axes.set_title("accuracy")
+    accuracy_axes.set_title("r2" if accuracy_keys and accuracy_keys[0].endswith(".r2") else "accuracy")
     if not accuracy_keys:
         accuracy_axes.text(0.5, 0.5, "no accuracy (regression)", ha="center", va="center", transform=accuracy_axes.transAxes, color="gray")
 
@@ -165,6 +171,53 @@ def plot_curves(path: Path, plan: ir.TrainingPlan, history: list[dict[str, Any]]
     stopped = f", stopped early at epoch {run}" if summary.get("stopped_early") else ""
     figure.suptitle(f"{plan.spec} — {run} epochs{stopped}")
     figure.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.85, wspace=0.2)
+    figure.savefig(path)
+    return figure
+
+
+# ---- predictions ----------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def regression_predictions(model: torch.nn.Module, splits, split: str = "test", batch: int = 1024) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{target: (predicted, true)} in the target's units, over a split, for every regression target."""
+    model.eval()
+    x, targets = splits.split(split)
+    found: dict[str, list] = {t: [] for t in splits.scales}
+    device = next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device("cpu")
+    for start in range(0, len(x), batch):
+        out = model(x[start : start + batch].to(device))
+        out = out if isinstance(out, dict) else {"label": out}
+        for target in found:
+            found[target].append(out[target].reshape(-1).double().cpu())
+    result = {}
+    for target, parts in found.items():
+        mean, std = splits.scales[target]
+        predicted = torch.cat(parts) * std + mean if parts else torch.zeros(0, dtype=torch.float64)
+        result[target] = (predicted, targets[target].double() * std + mean)
+    return result
+
+
+def plot_predictions(path: Path, plan: ir.TrainingPlan, graph: ir.ModelGraph, model: torch.nn.Module, splits):
+    """Predicted against true values on the test split, one panel per regression target, with
+    the line ŷ = y and the test r2."""
+    found = regression_predictions(model, splits)
+    figure = _figure(4.5 * max(1, len(found)), 4.2)
+    panels = figure.subplots(1, max(1, len(found)), squeeze=False)[0]
+    for axes, (target, (predicted, truth)) in zip(panels, found.items()):
+        axes.scatter(truth.numpy(), predicted.numpy(), s=10, alpha=0.6, color=TRAIN_COLOUR, edgecolors="none")
+        if len(truth):
+            low, high = float(min(truth.min(), predicted.min())), float(max(truth.max(), predicted.max()))
+            axes.plot([low, high], [low, high], color="#333333", linewidth=1, linestyle="--", label="predicted = true")
+            spread = float(((truth - truth.mean()) ** 2).sum())
+            r2 = 1 - float(((predicted - truth) ** 2).sum()) / spread if spread > 0 else 0.0
+            axes.set_title(f"{target}: test r2 {r2:.3f}", fontsize=10)
+            axes.legend(fontsize=8, loc="upper left")
+        axes.set_xlabel(f"true {target}")
+        axes.set_ylabel(f"predicted {target}")
+        axes.grid(alpha=0.3)
+    figure.suptitle(f"{plan.spec} — predicted against true (test split)", fontsize=11)
+    figure.subplots_adjust(left=0.12, right=0.97, bottom=0.13, top=0.84, wspace=0.3)
     figure.savefig(path)
     return figure
 

@@ -32,7 +32,7 @@ import torch
 from ..compiler import ir
 from ..dsl.diagnostics import Diagnostic, TrickCheckError, TrickRuntimeError, TrickUsageError
 from . import checkpoint as ckpt
-from . import distributed, launch, recipe
+from . import datainfo, distributed, launch, recipe
 from .data import load_splits
 from .imports import load_imported
 from .report import write_reports
@@ -226,7 +226,7 @@ def _execute(program, folder: Path, world: distributed.World, resume: bool, stre
     started = time.perf_counter()
     imported = {alias: load_imported(alias, program.imports[alias], run_dir, torch_device) for alias, run_dir in imported_runs.items()}
     torch.manual_seed(plan.seed)
-    splits = load_splits(plan.data, plan.seed, graph.input, regression=tuple(h.target for h in graph.heads if h.loss == "mse"))
+    splits = load_splits(plan.data, plan.seed, graph.input, stream=stream)
     check_data(program, splits, world)
     model = distributed.synchronize_batchnorm(program.model(), graph, world)
     if hooks is None:
@@ -249,6 +249,7 @@ def _execute(program, folder: Path, world: distributed.World, resume: bool, stre
         if world.main:
             (folder / "spec.trick").write_text(program.text, encoding="utf-8")
             plan_path.write_text(program.plan_json(), encoding="utf-8")
+            datainfo.write(folder, datainfo.describe(plan, graph, splits))
         if resumed:
             say(stream, f"resuming {folder} after epoch {trainer.epoch}")
         elif plan.distill is not None and plan.distill.hint_epochs > 0:
@@ -318,7 +319,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 # The files a run writes before its first checkpoint (and the temporary ones of ckpt.save).
-_EARLY = ("spec.trick", "plan.json", "metrics.jsonl", "best.pt", ".best.pt.tmp", ".last.pt.tmp", ".hint.pt.tmp")
+_EARLY = ("spec.trick", "plan.json", "data.json", "metrics.jsonl", "best.pt", ".best.pt.tmp", ".last.pt.tmp", ".hint.pt.tmp")
 
 
 def _make_folder(folder: Path) -> list[Path]:
@@ -392,7 +393,7 @@ def _train_epochs(trainer: Trainer, splits, folder: Path, world: distributed.Wor
             if len(trainer.x["val"]):
                 record.update(prefixed("val", trainer.evaluate("val")))
             record["train.samples"] = trainer.samples_seen
-            record["lr"] = trainer.optimizer.param_groups[0]["lr"]
+            record["lr"] = float(trainer.optimizer.param_groups[0]["lr"])  # a 0-d tensor in a compiled run
             record["seconds"] = round(time.perf_counter() - epoch_start, 3)
             trainer.epoch += 1
             trainer.history.append(record)
@@ -430,6 +431,7 @@ def _summary(program, trainer: Trainer, folder: Path, world: distributed.World, 
         "test": test,
         "weights": "best" if restore else "last",
         "tta": {"used": tta, "views": tta_views(plan.evaluate)},
+        "classes": {h.target: trainer.splits.class_names(h.target) for h in trainer.heads if h.classify},
         "best_epoch": trainer.state.best_epoch,
         "epochs_run": trainer.epoch,
         "stopped_early": trainer.state.stopped_early,

@@ -8,10 +8,9 @@ Python, numpy and torch are never drawn from (nor reseeded: see `mnist1d`).
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import math
+import os
 import random
 import zipfile
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from ..compiler.ir import Step
 from ..dsl.diagnostics import did_you_mean, fail  # fail raises TrickCheckError(Diagnostic(span, message))
+from . import tables
 from .dispatch import implementation
 
 
@@ -30,14 +30,18 @@ class SourceError(ValueError):
 
 
 class Raw(NamedTuple):
-    """What a source gives: x float32 [N, ...], y int64 [N]; the test pair is None when the
-    source has no test split of its own."""
+    """What a source gives: x float32 [N, ...] (an images.ImageSet for a folder), y int64 [N]
+    class indices (float64 for a regression target); the test pair is None when the source has
+    no test split of its own."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray | None
     y_test: np.ndarray | None
     columns: dict[str, np.ndarray] | None = None  # other per-sample arrays (of the training part)
+    classes: list[str] | None = None  # the label classes' names, by index (None: "0", "1", ...)
+    split: np.ndarray | None = None  # per training row "train" / "val" / "test", where the data says (a split column, split folders)
+    names: list[str] | None = None  # the input columns' names (a .csv)
 
 
 @functools.lru_cache(maxsize=1)
@@ -193,133 +197,18 @@ def _names(names: Collection[str], most: int = 12) -> str:
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
-def _clip(text: str, most: int = 40) -> str:
-    return text if len(text) <= most else text[: most - 3] + "..."
-
-
-def _cell(text: str) -> str:
-    """A cell of a data file as a message quotes it: in quotes, escaped, at most 40 characters."""
-    return repr(_clip(text))
-
-
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-MAX_CLASS = 2**24  # a larger label is a mistake (a model would need as many outputs)
-
-
-class _Csv(NamedTuple):
-    """A parsed .csv file: its column names, its numbers [rows, columns] (float64) and the row
-    of the file each came from (1-based; the header is row 1)."""
-
-    names: list[str]
-    table: np.ndarray
-    rows: np.ndarray
-
-    def at(self, written: str, i: int, j: int) -> str:
-        """`file:row:column` of table[i, j]."""
-        return f"{written}:{int(self.rows[i])}:{j + 1}"
-
-
-def _parse_csv(path: Path, written: str) -> _Csv:
-    """A header row of column names, then rows of numbers, every row as wide as the header.
-    Blank rows are skipped. Problems are reported at their cell (`file:row:column`), quoting
-    that cell only: never a whole row of the data."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise SourceError(f"cannot read '{written}': {e.strerror or e}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        row = data[: e.start].count(b"\n") + 1
-        raise SourceError(f"cannot read '{written}' as a .csv file: it is not UTF-8 text (byte {data[e.start]:#04x} in row {row})") from None
-    names: list[str] | None = None
-    values: list[list[float]] = []
-    rows: list[int] = []
-    row = 0
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        for cells in reader:
-            row += 1
-            if names is None:
-                names = [c.strip() for c in cells]
-                for j, name in enumerate(names):
-                    if not name:
-                        raise SourceError(f"cannot read '{written}' as a .csv file: the header has no column name at {written}:1:{j + 1}; the first row must name every column")
-                    if name in names[:j]:
-                        raise SourceError(f"cannot read '{written}' as a .csv file: the header names the column {_cell(name)} twice (again at {written}:1:{j + 1})")
-                continue
-            if not cells or all(not c.strip() for c in cells) and len(cells) <= 1:
-                continue  # a blank row
-            if len(cells) != len(names):
-                raise SourceError(f"cannot read '{written}' as a .csv file: the row at {written}:{row} has {len(cells)} value{'s' * (len(cells) != 1)}, but the header names {len(names)} column{'s' * (len(names) != 1)}")
-            numbers = []
-            for j, cell in enumerate(cells):
-                try:
-                    numbers.append(float(cell))
-                except ValueError:
-                    where = f"{written}:{row}:{j + 1}"
-                    what = f"the cell at {where} is empty" if not cell.strip() else f"could not convert string {_cell(cell.strip())} to a number at {where}"
-                    raise SourceError(f"cannot read '{written}' as a .csv file: {what}; every cell after the header must hold a number") from None
-            values.append(numbers)
-            rows.append(row)
-    except csv.Error as e:
-        raise SourceError(f"cannot read '{written}' as a .csv file: {_reason(e)} at {written}:{row + 1}") from None
-    if not names:
-        raise SourceError(f"'{written}' is empty; a .csv file starts with a header row naming its columns")
-    table = np.array(values, np.float64).reshape(len(values), len(names))
-    return _Csv(names, table, np.array(rows, np.int64))
-
-
-def _column(parsed: _Csv, written: str, name: str, role: str) -> int:
-    if name not in parsed.names:
-        hint, _ = did_you_mean(name, parsed.names)
-        raise SourceError(f"'{written}' has no column named '{name}'{role} (its header names {_names(parsed.names)}){hint}")
-    return parsed.names.index(name)
-
-
-def _read_csv(path: Path, written: str, x_name: str, y_name: str, other: Collection[str] = ()) -> tuple[np.ndarray, np.ndarray, _Csv]:
-    """y is the label column; x the column (or comma-separated columns) `x` names, or, when no
-    column is named by the default "x", every other column (but the `other` columns, which
-    are not inputs)."""
-    parsed = _parse_csv(path, written)
-    names, table = parsed.names, parsed.table
-    j = _column(parsed, written, y_name, " for the labels")
-    wanted = [n.strip() for n in x_name.split(",")]
-    if x_name == "x" and "x" not in names:  # the default: every column but the labels
-        inputs = [i for i, name in enumerate(names) if i != j and name not in other]
-        if not inputs:
-            raise SourceError(f"'{written}' has only the label column '{y_name}'; the inputs are every other column")
-    else:
-        inputs = [_column(parsed, written, n, " for the inputs") for n in wanted]
-        if j in inputs:
-            raise SourceError(f"the column '{y_name}' of '{written}' cannot be both an input (x) and the labels (y)")
-        if len(set(inputs)) != len(inputs):
-            raise SourceError(f"x names a column of '{written}' twice: '{x_name}'")
-    if len(table) == 0:
-        raise SourceError(f"'{written}' has a header but no rows of data")
-    x = table[:, inputs]
-    for bad, what in ((~np.isfinite(x), "NaN or infinite values"), (np.isfinite(x) & (np.abs(x) > FLOAT32_MAX), "values too large for float32")):
-        if bad.any():
-            i, k = (int(v) for v in np.argwhere(bad)[0])
-            raise SourceError(f"the input columns of '{written}' have {int(bad.sum())} {what} (the first at {parsed.at(written, i, inputs[k])}); remove or fill them")
-    y = table[:, j]
-    wrong = ~(np.isfinite(y) & (y >= 0) & (y == np.round(y)) & (y < MAX_CLASS))
-    if wrong.any():
-        i = int(wrong.argmax())
-        raise SourceError(
-            f"the labels in column '{y_name}' of '{written}' must be class indices 0, 1, 2, ... (below {MAX_CLASS}), "
-            f"but {int(wrong.sum())} are not, such as {y[i]:g} at {parsed.at(written, i, j)}"
-        )
-    return x, y, parsed
+_clip = tables.clip
+FLOAT32_MAX, MAX_CLASS = tables.FLOAT32_MAX, tables.MAX_CLASS
 
 
 def _numeric(a: np.ndarray) -> bool:
     return a.dtype == bool or np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
 
 
-def _check_arrays(x: np.ndarray, y: np.ndarray, x_of: str, y_of: str) -> tuple[np.ndarray, np.ndarray]:
-    """Whole-message checks of user data: finite numeric inputs, one class index per sample.
-    `x_of` / `y_of` say what the arrays are, e.g. "the inputs 'x' of 'd.npz'"."""
+def _check_arrays(x: np.ndarray, y: np.ndarray, x_of: str, y_of: str, regression: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Whole-message checks of user data: finite numeric inputs, one class index (or, for a
+    regression target, one finite number) per sample. uint8 inputs (images) are scaled to
+    [0, 1]. `x_of` / `y_of` say what the arrays are, e.g. "the inputs 'x' of 'd.npz'"."""
     if not _numeric(x):
         raise SourceError(f"{x_of} are not numbers (dtype {_clip(str(x.dtype))})")
     if not _numeric(y):
@@ -342,16 +231,23 @@ def _check_arrays(x: np.ndarray, y: np.ndarray, x_of: str, y_of: str) -> tuple[n
         row = int(large.any(1).argmax())
         raise SourceError(f"{x_of} have {int(large.sum())} values too large for float32 (the first in sample {row})")
     y64 = y.astype(np.float64)
+    scaled = x.astype(np.float32) / np.float32(255) if x.dtype == np.uint8 else x.astype(np.float32)
+    if regression:
+        bad = ~np.isfinite(y64)
+        if bad.any():
+            raise SourceError(f"{y_of} have {int(bad.sum())} NaN or infinite values (the first in sample {int(bad.argmax())}); a regression target needs finite numbers")
+        return scaled, y64
     wrong = ~(np.isfinite(y64) & (y64 >= 0) & (y64 == np.round(y64)))
     if wrong.any():
         i = int(wrong.argmax())
         raise SourceError(
-            f"{y_of} must be non-negative integers (class indices), but {int(wrong.sum())} are not, such as {y[i]:g} (sample {i})"
+            f"{y_of} must be non-negative integers (class indices), but {int(wrong.sum())} are not, such as {y[i]:g} (sample {i}); "
+            "for numbers to predict, use a regression loss (loss mse, l1 or huber on one output)"
         )
     if (y64 >= MAX_CLASS).any():
         i = int((y64 >= MAX_CLASS).argmax())
         raise SourceError(f"{y_of} must be class indices below {MAX_CLASS}, but sample {i} has {y64[i]:g}")
-    return x.astype(np.float32), y.astype(np.int64)
+    return scaled, y.astype(np.int64)
 
 
 def _npz_columns(path: Path, written: str, names: Collection[str], rows: int) -> dict[str, np.ndarray]:
@@ -370,59 +266,142 @@ def _npz_columns(path: Path, written: str, names: Collection[str], rows: int) ->
     return found
 
 
-def _csv_columns(parsed: _Csv, written: str, names: Collection[str]) -> dict[str, np.ndarray]:
-    found = {}
-    for name in names:
-        j = _column(parsed, written, name, "")
-        column = parsed.table[:, j]
-        bad = ~np.isfinite(column)
-        if bad.any():
-            raise SourceError(f"the column '{name}' of '{written}' must hold one finite number per sample, but {parsed.at(written, int(bad.argmax()), j)} does not")
-        found[name] = column.copy()
-    return found
+def _table_columns(table: tables.Table, names: Collection[str]) -> dict[str, np.ndarray]:
+    return {name: tables.numbers(table, [_column(table, name, "")], "a data")[:, 0] for name in names}
 
 
-def file(args: dict, seed: int, base_dir: str, columns: Collection[str] = ()) -> Raw:
-    """Arrays from a .npz file (arrays named by x and y) or a .csv file (a header row; the
-    y column is the label; x names the input columns, or by default every other column is
-    one), relative to the spec's folder."""
-    written, x_name, y_name = str(args["path"]), str(args.get("x", "x")), str(args.get("y", "y"))
+def _column(table: tables.Table, name: str, role: str) -> int:
+    if name not in table.names:
+        hint, _ = did_you_mean(name, table.names)
+        raise SourceError(f"'{table.written}' has no column named '{name}'{role} (its header names {_names(table.names)}){hint}")
+    return table.names.index(name)
+
+
+def _read_csv(path: Path, written: str, args: dict, regression: bool, other: Collection[str]) -> Raw:
+    """y is the label column, `split` the split column; x the columns it names (a list, a name,
+    or names separated by commas), by default every other column (but the `other` columns,
+    which are not inputs), or the column `x` when the file has one."""
+    table = tables.parse_csv(path, written)
+    y_name, x_names, split_name = str(args.get("y", "y")), args.get("x", "x"), args.get("split")
+    j = _column(table, y_name, " for the labels")
+    s = _column(table, split_name, " for the split") if split_name is not None else None
+    if s == j:
+        raise SourceError(f"the column '{y_name}' of '{written}' cannot be both the labels (y) and the split")
+    if x_names == "x" and "x" not in table.names:  # the default: every column but the labels
+        inputs = [i for i, name in enumerate(table.names) if i not in (j, s) and name not in other]
+        if not inputs:
+            raise SourceError(f"'{written}' has only the label column '{y_name}'; the inputs are every other column")
+    else:
+        wanted = x_names if isinstance(x_names, list) else [n.strip() for n in str(x_names).split(",")]
+        inputs = [_column(table, n, " for the inputs") for n in wanted]
+        for role, k in (("the labels (y)", j), ("the split", s)):
+            if k in inputs:
+                raise SourceError(f"the column '{table.names[k]}' of '{written}' cannot be both an input (x) and {role}")
+        if len(set(inputs)) != len(inputs):
+            twice = next(n for n in wanted if wanted.count(n) > 1)
+            raise SourceError(f"x names the column '{twice}' of '{written}' twice")
+    if not table.cells:
+        raise SourceError(f"'{written}' has a header but no rows of data")
+    x = tables.numbers(table, inputs, "an input").astype(np.float32)
+    y, classes = tables.labels(table, j, regression)
+    split = tables.split_column(table, s) if s is not None else None
+    columns = _table_columns(table, other) if other else None
+    return Raw(x, y, None, None, columns, classes, split, [table.names[i] for i in inputs])
+
+
+def _read_npy(path: Path, written: str, args: dict, base_dir: str) -> tuple[np.ndarray, np.ndarray]:
+    y_written = str(args.get("y", ""))
+    arrays = []
+    for file_path, shown in ((path, written), (Path(base_dir) / y_written, y_written)):
+        if not file_path.is_file():
+            raise SourceError(f"no data file '{shown}' (looked for {file_path})")
+        try:
+            arrays.append(np.load(file_path, allow_pickle=False))
+        except MemoryError:
+            raise SourceError(f"'{shown}' is too large to load") from None
+        except Exception as e:  # a damaged header, an object array, a truncated file...
+            raise SourceError(f"cannot read '{shown}' as a .npy array: {_reason(e)}") from None
+    return arrays[0], arrays[1]
+
+
+def file(args: dict, seed: int, base_dir: str, columns: Collection[str] = (), regression: bool = False) -> Raw:
+    """Arrays from a .npz file (arrays named by x and y), a .npy pair (x the path, y the labels'
+    path) or a .csv file (tables.py), relative to the spec's folder."""
+    written = str(args["path"])
     path = Path(base_dir) / written  # an absolute path stays as written
     if not path.is_file():
         raise SourceError(f"no data file '{written}' (looked for {path})")
     suffix = path.suffix.lower()
+    if suffix == ".csv":
+        try:
+            raw = _read_csv(path, written, args, regression, columns)
+        except tables.TableError as e:
+            raise SourceError(str(e)) from None
+        return raw
+    x_name, y_name = str(args.get("x", "x")), str(args.get("y", "y"))
     if suffix == ".npz":
         x, y = _read_npz(path, written, x_name, y_name)
         x_of, y_of = f"the inputs '{x_name}' of '{written}'", f"the labels '{y_name}' of '{written}'"
-        x, y = _check_arrays(x, y, x_of, y_of)
-        data_columns = _npz_columns(path, written, columns, len(y)) if columns else None
-    elif suffix == ".csv":
-        x, y, parsed = _read_csv(path, written, x_name, y_name, columns)
-        x_of, y_of = f"the input columns of '{written}'", f"the labels in column '{y_name}' of '{written}'"
-        x, y = _check_arrays(x, y, x_of, y_of)
-        data_columns = _csv_columns(parsed, written, columns) if columns else None
+    elif suffix == ".npy":
+        x, y = _read_npy(path, written, args, base_dir)
+        x_of, y_of = f"the inputs in '{written}'", f"the labels in '{y_name}'"
     else:
-        raise SourceError(f"cannot read '{written}': a data file must end in .npz or .csv")
+        raise SourceError(f"cannot read '{written}': a data file must end in .npz, .npy or .csv")
+    x, y = _check_arrays(x, y, x_of, y_of, regression)
+    data_columns = _npz_columns(path, written, columns, len(y)) if columns and suffix == ".npz" else None
+    if columns and suffix == ".npy":
+        raise SourceError(f"a .npy file has no columns ({', '.join(columns)}); use a .npz or .csv file")
     return Raw(x, y, None, None, data_columns)
 
 
-SOURCES: dict[str, Callable[[dict, int, str], Raw]] = {
+def folder(args: dict, seed: int, base_dir: str, stream=None) -> Raw:
+    """Images in class subfolders (folder.py decodes them; images.py keeps or streams them):
+    the train/val/test subfolders, when present, give the split of each image."""
+    from . import folder as files
+    from .images import ImageSet
+
+    written = str(args["path"])
+    try:
+        index = files.scan_folder(Path(base_dir) / written, written)
+        size, color = files.resolve(index, args.get("size"), args.get("color"))
+        workers = args.get("workers")
+        workers = min(4, os.cpu_count() or 1) if workers is None else int(workers)
+        parts = [(name, *index.splits[name]) for name in ("all", "train", "val", "test") if name in index.splits]
+        paths = [p for _, part_paths, _ in parts for p in part_paths]
+        labels = np.concatenate([y for _, _, y in parts]).astype(np.int64)
+        split = np.concatenate([np.full(len(y), "train" if name == "all" else name) for name, _, y in parts])
+        cache = args.get("cache", "auto")
+        keep = cache == "memory" or (cache == "auto" and files.fits(len(paths), files.channel_count(color), size, files.cache_budget()))
+        cached = files.decode_all(paths, size, color, written, stream=stream, workers=workers) if keep else None
+    except files.FolderError as e:
+        raise SourceError(str(e)) from None
+    images = ImageSet(paths, size, color, written, cached, workers)
+    return Raw(images, labels, None, None, None, list(index.classes), None if "all" in index.splits else split)
+
+
+SOURCES: dict[str, Callable[..., Raw]] = {
     "mnist1d": mnist1d,
     "digits": digits,
     "playground": playground,
     "synthetic_images": synthetic_images,
     "file": file,
+    "folder": folder,
 }
 
 
-def load_source(step: Step, seed: int, base_dir: str, columns: Collection[str] = ()) -> Raw:
-    """The raw arrays of a `source` clause; a problem with them is an error at the clause."""
+def load_source(step: Step, seed: int, base_dir: str, columns: Collection[str] = (), regression: bool = False, stream=None) -> Raw:
+    """The raw arrays of a `source` clause; a problem with them is an error at the clause.
+    `regression`: the labels are numbers to predict (not classes)."""
     source = implementation(SOURCES, step.kind, "data source", step.span)
     try:
-        if columns:
-            if step.kind != "file":
-                raise SourceError(f"{step.kind} has no data columns; a column comes from a file source")
-            return file(step.args, seed, base_dir, columns)
+        if columns and step.kind != "file":
+            raise SourceError(f"{step.kind} has no data columns; a column comes from a file source")
+        if step.kind == "file":
+            return file(step.args, seed, base_dir, columns, regression)
+        if regression:
+            raise SourceError(f"{step.kind} gives class labels, not numbers to regress; use cross_entropy, or a file source with numeric targets")
+        if step.kind == "folder":
+            return folder(step.args, seed, base_dir, stream)
         return source(step.args, seed, base_dir)
     except SourceError as e:
         fail(str(e), step.span)

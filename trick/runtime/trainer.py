@@ -16,6 +16,7 @@ The objectives of other issues plug in through `Hooks`: the epoch's sample order
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -32,7 +33,11 @@ from .distributed import SINGLE, World
 from .objectives import Penalty, WeightNoise, loss_kind
 from .optim import optimizer as make_optimizer
 from .optim import scheduler as make_scheduler
+from .speed import Speed
 from .tta import tta_logits
+
+
+_NO_CONTEXT = contextlib.nullcontext()  # reusable: a nullcontext holds no state
 
 
 @dataclass
@@ -43,6 +48,7 @@ class Head:
     loss: Callable
     weight: float
     classify: bool
+    scale: tuple[float, float] | None = None  # a regression target's (mean, std): value = output · std + mean
 
 
 @dataclass
@@ -66,17 +72,21 @@ class EpochState:
     stopped_early: bool = False
 
 
-def heads_of(graph: ir.ModelGraph, plan: ir.TrainingPlan) -> list[Head]:
-    """The heads and their losses (an unknown loss is an error at the head, or at `loss`)."""
+def heads_of(graph: ir.ModelGraph, plan: ir.TrainingPlan, scales: dict[str, tuple[float, float]] | None = None) -> list[Head]:
+    """The heads and their losses (an unknown loss is an error at the head, or at `loss`);
+    `scales`: the regression targets' (mean, std) (Splits.scales), for their metrics."""
+    scales = scales or {}
     if graph.heads:
         heads = []
         for h in graph.heads:
             loss = loss_kind(h.loss, h.span)
-            heads.append(Head(h.target, loss.make(h.smoothing), h.weight, loss.classifies or (h.classes or 1) > 1))
+            classify = loss.classifies or (h.classes or 1) > 1
+            heads.append(Head(h.target, loss.make(h.smoothing), h.weight, classify, None if classify else scales.get(h.target, (0.0, 1.0))))
         return heads
     width = graph.output[0] if len(graph.output) == 1 else 1
     loss = loss_kind(plan.loss.kind, plan.loss.span)
-    return [Head("label", loss.make(plan.loss.args.get("smoothing", 0.0)), 1.0, loss.classifies or width > 1)]
+    classify = loss.classifies or width > 1
+    return [Head("label", loss.make(plan.loss.args.get("smoothing", 0.0), plan.loss.args), 1.0, classify, None if classify else scales.get("label", (0.0, 1.0)))]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -92,7 +102,7 @@ class Trainer:
         self.model, self.graph, self.plan, self.splits, self.device = model.to(device), graph, plan, splits, device
         self.world = world  # this process's rank among the processes of a data-parallel run
         self.hooks = hooks or Hooks()
-        self.heads = heads_of(graph, plan)
+        self.heads = heads_of(graph, plan, splits.scales)
         self.multi = bool(graph.heads)
         self.x = {s: splits.split(s)[0].to(device) for s in ("train", "val", "test")}
         self.y = {s: {h.target: splits.split(s)[1][h.target].to(device) for h in self.heads} for s in ("train", "val", "test")}
@@ -106,9 +116,13 @@ class Trainer:
         self.penalty = Penalty(model, graph, plan.regularizers)  # the weights by the graph's layer roles
         self.weight_noise = WeightNoise(model, graph, plan.weight_noise) if plan.weight_noise > 0 else None
         groups = self.hooks.param_groups(model) if self.hooks.param_groups else [{"params": [p for p in model.parameters() if p.requires_grad]}]
-        self.optimizer = make_optimizer(plan.optimizer, groups)
+        self.optimizer = make_optimizer(plan.optimizer, groups, fused=plan.compile is not None)
         self._optimized = [p for group in self.optimizer.param_groups for p in group["params"]]
         self.net = world.wrap(self.model)  # what the training forward goes through: DistributedDataParallel with several processes
+        # compile / precision / channels_last (speed.py); None for the eager fp32 step
+        self.speed = Speed(plan, self.model, self.optimizer, device) if Speed.needed(plan) else None
+        if self.speed is not None:
+            self.net = self.speed.wrap(self.net)
         self._move = device.type != "cpu"  # batch indices are cut on the CPU: move them (a call saved per step on the CPU)
         self._sharded = world.size > 1
         n = len(self.x["train"])
@@ -154,10 +168,12 @@ class Trainer:
             self.hooks.on_train(self.model)
         sums = _Sums(self.heads)
         y_train = self.y["train"]
-        for step, index in enumerate(self._batches(order)):
+        batches = self._batches(order)
+        inputs = self._train_batches(batches)
+        for step, index in enumerate(batches):
             if self._move:
                 index = index.to(self.device)
-            x = self.train_inputs(index)
+            x = next(inputs)
             if self._sharded:
                 index, x = self.world.shard(index), self.world.shard(x)
             targets = {t: y[index] for t, y in y_train.items()}
@@ -167,8 +183,13 @@ class Trainer:
             else:
                 loss, outputs, parts = self._step(x, targets, step)
             if self.plan.clip_grad is not None:
+                if self.speed is not None:
+                    self.speed.unscale()
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.plan.clip_grad)
-            self.optimizer.step()
+            if self.speed is None:
+                self.optimizer.step()
+            else:
+                self.speed.step()
             if self.penalty.proximal:  # `regularize l1 proximal=true`: at the step's learning rates
                 self.penalty.prox(self.optimizer)
             self.scheduler.step()
@@ -185,6 +206,28 @@ class Trainer:
         if split not in self._raw:
             self._raw[split] = self.splits.raw_inputs(split).to(self.device)
         return self._raw[split]
+
+    def _train_batches(self, batches: list[torch.Tensor]):
+        """The model's input for each batch of training rows, in order (`train_inputs`); a
+        folder's images come through their view's `batches`, decoded ahead when streamed (the
+        augmentation still draws from the generator at each step, in the same order)."""
+        source = self.raw_inputs("train") if self.augment else self.x["train"]
+        if not hasattr(source, "batches"):
+            for index in batches:
+                yield self.train_inputs(index.to(self.device) if self._move else index)
+            return
+        if not self._sharded:
+            for x in source.batches(batches):
+                yield self.normalizer(self.augment(x, self.generator)) if self.augment else x
+            return
+        # With several processes each one decodes only its share of every global batch (as a
+        # DistributedSampler would give it); the augmentation still draws for the whole batch,
+        # whose other rows are left zero, so that every sample gets the draws it gets alone.
+        for index, mine in zip(batches, source.batches([self.world.shard(b) for b in batches])):
+            x = mine.new_zeros((len(index), *mine.shape[1:]))
+            n = len(index) // self.world.size
+            x[self.world.rank * n : (self.world.rank + 1) * n] = mine
+            yield self.normalizer(self.augment(x, self.generator)) if self.augment else x
 
     def train_inputs(self, index: torch.Tensor) -> torch.Tensor:
         """The model's inputs for a batch of training rows: with an `augment` block the raw
@@ -205,16 +248,22 @@ class Trainer:
         for p in self._optimized:  # optimizer.zero_grad(set_to_none=True) without its profiler context (~15 µs a step)
             p.grad = None
         parts = None
-        if self.hooks.batch_loss is None:
-            outputs = self.outputs(x)
-            parts = self.head_losses(outputs, targets)
-            loss = weighted_sum(self.heads, parts)
-        else:
-            loss, outputs = self.hooks.batch_loss(self, x, targets)
+        with self.speed.autocast() if self.speed is not None else _NO_CONTEXT:
+            if self.speed is not None:
+                x = self.speed.inputs(x)
+            if self.hooks.batch_loss is None:
+                outputs = self.outputs(x)
+                parts = self.head_losses(outputs, targets)
+                loss = weighted_sum(self.heads, parts)
+            else:
+                loss, outputs = self.hooks.batch_loss(self, x, targets)
         total = loss + self.penalty() if self.penalty else loss
         if not (self.world.all_finite(total.detach()) if self._sharded else math.isfinite(total.detach().item())):
             raise NonFiniteLoss(float(total.detach()), self.epoch + 1, step + 1)
-        total.backward()
+        if self.speed is None:
+            total.backward()
+        else:
+            self.speed.backward(total)
         if parts is not None:  # read by the metrics only (float() and argmax, which autograd does not record): no detach calls
             return loss, outputs, parts
         return loss.detach(), {k: v.detach() for k, v in outputs.items()}, None
@@ -225,12 +274,16 @@ class Trainer:
         (log of the averaged softmax, which every loss reads like logits)."""
         self.model.eval()
         x, y = (self.raw_inputs(split) if tta else self.x[split]), self.y[split]  # test-time views are cut from raw images
-        if self.world.size > 1:  # each process evaluates its part; the sums are added up
-            lo, hi = self.world.part(len(x))
-            x, y = x[lo:hi], {t: v[lo:hi] for t, v in y.items()}
+        lo, hi = self.world.part(len(x)) if self.world.size > 1 else (0, len(x))  # each process evaluates its part; the sums are added up
+        y = {t: v[lo:hi] for t, v in y.items()} if self.world.size > 1 else y
+        if hasattr(x, "batches"):  # a folder's images (decoded ahead when streamed)
+            chunks = x.batches(list(torch.arange(lo, hi).split(batch)))
+        else:
+            x = x[lo:hi] if self.world.size > 1 else x
+            chunks = (x[start : start + batch] for start in range(0, len(x), batch))
         sums = _Sums(self.heads)
-        for start in range(0, len(x), batch):
-            xb = x[start : start + batch]
+        for i, xb in enumerate(chunks):
+            start = i * batch
             targets = {t: v[start : start + batch] for t, v in y.items()}
             outputs = tta_logits(self.outputs, xb, self.plan.evaluate, self.plan.augment, self.normalizer) if tta else self.outputs(xb)
             sums.add(outputs, targets, len(xb))
@@ -280,6 +333,8 @@ class Trainer:
             "history": list(self.history),
             "normalizer": self.splits.normalizer.state_dict(),
         }
+        if self.speed is not None and self.speed.scaler is not None:
+            state["scaler"] = self.speed.scaler.state_dict()  # fp16's loss scale, for an exact resume
         if self.world.size > 1:
             cuda = {"cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}
             state["rng"]["ranks"] = self.world.gather({"torch": torch.get_rng_state(), **cuda})
@@ -290,6 +345,8 @@ class Trainer:
         self.model.load_state_dict(data["model"])
         self.optimizer.load_state_dict(data["optimizer"])
         self.scheduler.load_state_dict(data["scheduler"])
+        if self.speed is not None and self.speed.scaler is not None and "scaler" in data:
+            self.speed.scaler.load_state_dict(data["scaler"])
         torch.set_rng_state(data["rng"]["torch"])
         self.generator.set_state(data["rng"]["data"])
         if "cuda" in data["rng"] and torch.cuda.is_available():
@@ -335,6 +392,8 @@ class _Sums:
         self.loss = 0.0
         self.head_loss = {h.target: 0.0 for h in heads}
         self.correct = {h.target: 0 for h in heads if h.classify}
+        # regression heads, in the target's own units: Σ(ŷ − y)², Σ|ŷ − y|, Σy, Σy²
+        self.errors = {h.target: [0.0, 0.0, 0.0, 0.0] for h in heads if h.scale is not None}
 
     def add(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], n: int, losses: list[torch.Tensor] | None = None) -> None:
         """`losses`: each head's loss on this batch when already computed (else computed here).
@@ -347,6 +406,15 @@ class _Sums:
             self.loss += h.weight * value * n
             if h.classify:
                 self.correct[h.target] += int((outputs[h.target].argmax(1) == targets[h.target]).sum())
+            elif h.scale is not None:
+                mean, std = h.scale
+                truth = targets[h.target].double() * std + mean
+                error = outputs[h.target].detach().reshape(len(truth)).double() * std + mean - truth
+                sums = self.errors[h.target]
+                sums[0] += float((error * error).sum())
+                sums[1] += float(error.abs().sum())
+                sums[2] += float(truth.sum())
+                sums[3] += float((truth * truth).sum())
 
     def mean_loss(self) -> float:
         return self.loss / max(self.n, 1)
@@ -355,24 +423,38 @@ class _Sums:
         """The sums over every process (this one alone in a single process)."""
         if world.size == 1:
             return self
-        targets, classified = list(self.head_loss), list(self.correct)
-        values = world.sum([self.n, self.loss, *(self.head_loss[t] for t in targets), *(self.correct[t] for t in classified)])
+        targets, classified, regressed = list(self.head_loss), list(self.correct), list(self.errors)
+        errors = [v for t in regressed for v in self.errors[t]]
+        values = world.sum([self.n, self.loss, *(self.head_loss[t] for t in targets), *(self.correct[t] for t in classified), *errors])
         total = _Sums(self.heads)
         total.n, total.loss = int(round(values[0])), values[1]
         total.head_loss = dict(zip(targets, values[2 : 2 + len(targets)]))
-        total.correct = {t: int(round(v)) for t, v in zip(classified, values[2 + len(targets) :])}
+        at = 2 + len(targets)
+        total.correct = {t: int(round(v)) for t, v in zip(classified, values[at : at + len(classified)])}
+        at += len(classified)
+        total.errors = {t: list(values[at + 4 * i : at + 4 * i + 4]) for i, t in enumerate(regressed)}
         return total
 
     def metrics(self, multi: bool) -> dict[str, float]:
-        """`loss` and `accuracy`; with several heads also `<head>.loss` and `<head>.accuracy`."""
+        """`loss` and `accuracy` (a classifier) or `mse`, `mae` and `r2` (a regressor, in the
+        target's units: r2 = 1 − Σ(ŷ − y)² / Σ(y − ȳ)²); with several heads also `<head>.loss`
+        and `<head>.accuracy` or `<head>.mse`, ... `loss` is the training objective (on the
+        standardized targets of a regressor)."""
         if self.n == 0:
             return {}
         out = {"loss": self.loss / self.n}
         for h in self.heads:
+            prefix = f"{h.target}." if multi else ""
             if multi:
                 out[f"{h.target}.loss"] = self.head_loss[h.target] / self.n
             if h.target in self.correct:
-                out[f"{h.target}.accuracy" if multi else "accuracy"] = self.correct[h.target] / self.n
+                out[f"{prefix}accuracy"] = self.correct[h.target] / self.n
+            elif h.target in self.errors:
+                squared, absolute, total, squares = self.errors[h.target]
+                spread = squares - total * total / self.n  # Σ(y − ȳ)²
+                out[f"{prefix}mse"] = squared / self.n
+                out[f"{prefix}mae"] = absolute / self.n
+                out[f"{prefix}r2"] = 1.0 - squared / spread if spread > 1e-12 * max(squares, 1.0) else 0.0
         return out
 
 

@@ -11,6 +11,11 @@ editor grammar and "did you mean" all read these entries. The entries are groupe
     data.py        data sources, normalizers, the data block
     train.py       optimizers, schedules, losses, regularizers, attacks, the train block
     objectives.py  evaluate, transfer, distill, curriculum, report
+    sweep.py       the sweep block (trickc sweep)
+
+`role="trick"` marks a clause (or block) that is one of the lecture's tricks, as the layer
+roles `norm` and `noise` and the options with `Param(trick=True)` do: `trickc ablate`
+derives its variants from these marks.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from .data import DATA, DATA_SOURCES, NORMALIZERS, SOURCES_WITH_TEST_SPLIT
 from .layers import LAYERS, MODEL, constructor, layers_with_role
 from .objectives import CURRICULUM, DISTILL, EVALUATE, PACINGS, REPORT, SCORERS, TRANSFER
 from .train import ATTACKS, LOSSES, OPTIMIZERS, REGULARIZERS, SCHEDULES, TRAIN
+from .sweep import SWEEP
 
 BLOCKS = Registry("block", "The top-level blocks of a spec; each may appear once.")
 BLOCK_CLAUSES: dict[str, tuple[Registry, ...]] = {}  # a block (or a nested model body) -> the registries of its clauses
@@ -34,8 +40,10 @@ for _name, _doc, _registries in [
     ("distill", "FitNets hint training and knowledge distillation from an imported teacher.", (DISTILL,)),
     ("curriculum", "Curriculum learning.", (CURRICULUM,)),
     ("report", "Plots and reports.", (REPORT,)),
+    ("sweep", "A hyperparameter search over this spec, run by `trickc sweep`; a run of the spec ignores it.", (SWEEP,)),
 ]:
-    BLOCKS.add(ClauseSchema(_name, _doc, body=_name, body_required=True))
+    _trick = "trick" if _name in ("transfer", "distill", "curriculum") else None  # the whole block is one trick
+    BLOCKS.add(ClauseSchema(_name, _doc, body=_name, body_required=True, role=_trick))
     BLOCK_CLAUSES[_name] = _registries
 REQUIRED_BLOCKS = ("data", "model")
 
@@ -60,6 +68,7 @@ ALL_REGISTRIES: tuple[Registry, ...] = (
     SCORERS,
     PACINGS,
     REPORT,
+    SWEEP,
 )
 
 # The layers that `transfer layers=K` counts: those with weights of their own. The
@@ -91,6 +100,7 @@ __all__ = [
     "SCHEDULES",
     "SCORERS",
     "SOURCES_WITH_TEST_SPLIT",
+    "SWEEP",
     "TRAIN",
     "TRANSFER",
     "WEIGHT_LAYERS",

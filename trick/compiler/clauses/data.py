@@ -9,6 +9,7 @@ from ..schema import (
     REQUIRED,
     Choice,
     ClauseSchema,
+    Column,
     ListOf,
     Num,
     Param,
@@ -57,11 +58,39 @@ for schema in [
     ),
     C(
         "file",
-        "Arrays from a .npz file (named arrays) or a .csv file (named columns), relative to the spec.",
+        "Arrays from a .npz or .npy file, or the columns of a .csv file, relative to the spec. "
+        "Labels may be class indices, or (in a .csv) class names such as `setosa` (sorted, numbered 0, 1, ... and kept as the run's class names); "
+        "with a regression loss (`mse`, `l1`, `huber` on one output) they are numbers. A .npz or .npy of uint8 values (images [N, C, H, W]) is scaled to [0, 1].",
         (
-            P("path", Str("a file path"), REQUIRED, "the .npz or .csv file", positional=True),
-            P("x", Str("an array or column name"), "x", "the inputs: the .npz array; for a .csv the column, or several separated by commas (`x=\"f1,f2\"`); by default every column but `y` (or the column `x`, if the file has one)"),
-            P("y", Str("an array or column name"), "y", "the integer class labels"),
+            P("path", Str("a file path"), REQUIRED, "the .npz, .npy or .csv file", positional=True),
+            P(
+                "x",
+                Column(many=True),
+                "x",
+                "the inputs: the .npz array; for a .csv a column or a list of columns (`x=[sepal_length, sepal_width]`; quote a name with spaces); "
+                "by default every column but `y` and `split` (or the column `x`, if the file has one)",
+            ),
+            P("y", Column(), "y", "the labels: the .npz array or .csv column; for a .npy input file, the .npy file of the labels"),
+            P("split", Column(), None, "a .csv column saying each row's split: `train`, `val` or `test` (instead of the `test` and `validation` fractions)"),
+        ),
+    ),
+    C(
+        "folder",
+        "Images in class subfolders, `PATH/<class>/*.png` (also .jpg, .jpeg, .bmp, .webp), as torchvision's ImageFolder and Keras read them: "
+        "the labels come from the sorted subfolder names, which are kept as the run's class names; `PATH/train/` and `PATH/test/` (and `PATH/val/`), "
+        "when they exist, are the splits. Decoded with Pillow, resized (the short side to `size`, then a centre crop), pixels in [0, 1], shape [C, size, size].",
+        (
+            P("path", Str("a folder path"), REQUIRED, "the folder, relative to the spec", positional=True),
+            P("size", Num(True, 4, 1024), None, "the side of the square images (default: the images' own size, when they all share one)"),
+            P("color", Choice(("rgb", "gray")), None, "convert every image to 3 colour channels or to 1 gray one (default: what the images are; a folder mixing both must choose)"),
+            P(
+                "cache",
+                Choice(("auto", "memory", "stream")),
+                "auto",
+                "`memory` decodes every image once and keeps them as bytes (uint8); `stream` decodes each batch as it is needed, in worker processes; "
+                "`auto` keeps them in memory when they fit the cache budget (a quarter of the RAM, or TRICK_CACHE_BUDGET such as 2GB), else streams",
+            ),
+            P("workers", Num(True, 0, 64), None, "worker processes that decode images (default: one per core, at most 4; 0 decodes in the training process)"),
         ),
     ),
 ]:

@@ -269,7 +269,7 @@ for schema in [
         (
             P("units", POSITIVE_INT, REQUIRED, "number of output units", positional=True),
             P("bias", Bool(), True, "add a learned bias b"),
-            P("dropconnect", PROBABILITY, 0.0, "DropConnect (Wan et al. 2013): drop each weight with this probability in training and scale the kept ones by 1/(1-p), so the expected output is Wx + b (the bias is never dropped)"),
+            P("dropconnect", PROBABILITY, 0.0, "DropConnect (Wan et al. 2013): drop each weight with this probability in training and scale the kept ones by 1/(1-p), so the expected output is Wx + b (the bias is never dropped)", trick=True),
             P(
                 "dropconnect_mask",
                 Choice(("example", "batch")),
@@ -289,7 +289,7 @@ for schema in [
             P("stride", POSITIVE_INT, 1, "step between applications of the kernel"),
             P("pad", Either((NONNEGATIVE_INT, Choice(("same",)))), 0, "zero padding on each side; `same` keeps the length (stride 1)"),
             P("bias", Bool(), True, "add a learned bias per channel"),
-            P("dropconnect", PROBABILITY, 0.0, "DropConnect: drop each kernel weight with this probability in training, scaling the kept ones by 1/(1-p); one mask per batch (a mask per example would mean a different kernel, so a separate convolution, for every example)"),
+            P("dropconnect", PROBABILITY, 0.0, "DropConnect: drop each kernel weight with this probability in training, scaling the kept ones by 1/(1-p); one mask per batch (a mask per example would mean a different kernel, so a separate convolution, for every example)", trick=True),
         ),
         example="conv 32 k=5 pad=2",
         role="weights", shape=_conv_shape, build=_conv,
@@ -392,7 +392,7 @@ for _rnn, _doc, _gates in [("gru", "Gated recurrent unit", 3), ("lstm", "Long sh
                 P("hidden", POSITIVE_INT, REQUIRED, "size of the hidden state", positional=True),
                 P("layers", POSITIVE_INT, 1, "number of stacked recurrent layers"),
                 P("bidirectional", Bool(), False, "also run backwards and concatenate (giving 2·hidden features)"),
-                P("norm", Choice(("none", "layer")), "none", _NORM_DOC[_rnn]),
+                P("norm", Choice(("none", "layer")), "none", _NORM_DOC[_rnn], trick=True),
             ),
             example=f"{_rnn} 64 norm=layer",
             role="weights", shape=_recurrent_shape(_rnn, _gates), build=_recurrent(_rnn.upper()),
@@ -431,9 +431,9 @@ for schema in [
         "An output head for one target, on the shared trunk above it (multi-task learning).",
         (
             P("target", Ident("a target name"), REQUIRED, "`label` or a target defined in `data`", positional=True),
-            P("loss", Choice(("cross_entropy", "mse")), "cross_entropy", "the loss of this head"),
+            P("loss", Choice(("cross_entropy", "mse", "l1", "huber")), "cross_entropy", "the loss of this head (`mse`, `l1` and `huber` on one output make it a regression head)"),
             P("weight", NONNEGATIVE, 1.0, "weight of this head's loss in the total"),
-            P("smoothing", PROBABILITY, None, "label smoothing ε for this head (default: that of `train`'s loss)"),
+            P("smoothing", PROBABILITY, None, "label smoothing ε for this head (default: that of `train`'s loss)", trick=True),
         ),
         body="model",
         body_required=True,

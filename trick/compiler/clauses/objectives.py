@@ -31,6 +31,7 @@ EVALUATE.add(
         (P("crops", IntChoice((1, 5, 10)), 1, "1 (center), 5 (4 corners and the center), or 10 (those 5 and their mirror images)"),),
         variadic=P("transforms", Choice(("hflip",)), (), "transformations whose outputs are averaged"),
         example="tta hflip crops=5",
+        role="trick",
     )
 )
 EVALUATE.add(
@@ -39,6 +40,7 @@ EVALUATE.add(
         "Multi-scale evaluation: also resize the images to each short side and average.",
         (P("sizes", ListOf(POSITIVE_INT, 1), REQUIRED, "short sides to evaluate at", positional=True),),
         example="scales [16, 20, 24]",
+        role="trick",
     )
 )
 
@@ -107,12 +109,12 @@ REPORT = Registry("report clause", "Extra outputs of a run.")
 REPORT.add(
     C(
         "plot",
-        "Choose the plots written to the run folder: curves.png always, and these (default: weights, and decision_boundary when the input is [2]).",
+        "Choose the plots written to the run folder: curves.png always, and these (default: weights, decision_boundary when the input is [2], predictions when the model regresses).",
         variadic=P(
             "plots",
-            Choice(("curves", "decision_boundary", "weights")),
+            Choice(("curves", "decision_boundary", "weights", "predictions")),
             (),
-            "curves (loss and accuracy per epoch, the best epoch marked), decision_boundary (the classes over the input plane; input [2] only), weights (a histogram per layer)",
+            "curves (loss and accuracy, or r2, per epoch, the best epoch marked), decision_boundary (the classes over the input plane; input [2] only), weights (a histogram per layer), predictions (predicted against true values on the test split; regression only)",
         ),
         example="plot decision_boundary weights curves",
     )

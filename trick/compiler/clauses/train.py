@@ -66,10 +66,27 @@ LOSSES.add(
     C(
         "cross_entropy",
         "Cross-entropy of the softmax; with label smoothing ε the true class gets 1-ε and every other class ε/(k-1).",
-        (P("smoothing", PROBABILITY, 0.0, "label smoothing ε"),),
+        (P("smoothing", PROBABILITY, 0.0, "label smoothing ε", trick=True),),
     )
 )
-LOSSES.add(C("mse", "Mean squared error, for numeric targets."))
+LOSSES.add(
+    C(
+        "mse",
+        "Mean squared error. On one output it is regression: the targets are numbers, standardized with the training split's mean and standard deviation "
+        "while training (every reported error is in the targets' own units); on several outputs it is the squared error against the one-hot class vector.",
+    )
+)
+LOSSES.add(C("l1", "Mean absolute error; regression on one output (as `mse`), the one-hot class vector on several."))
+LOSSES.add(
+    C(
+        "huber",
+        "Huber loss: ½d² where |d| < δ, else δ(|d| - ½δ), d the error on the standardized target; regression on one output (as `mse`), the one-hot class vector on several.",
+        (P("delta", POSITIVE, 1.0, "δ, where the loss turns from squared to linear (in standard deviations of the target)"),),
+    )
+)
+
+# The losses that make a one-output model (or head) a regressor.
+REGRESSION_LOSSES = ("mse", "l1", "huber")
 
 REGULARIZERS = Registry("regularizer", "Penalties on the weights added to the loss.")
 _INCLUDE = P("include", Choice(("weights", "all")), "weights", "`weights` leaves out biases and normalization parameters; `all` penalizes every parameter")
@@ -123,14 +140,16 @@ for schema in [
         kind=SCHEDULES,
         kind_default="constant",
         example="schedule cosine warmup=2",
+        role="trick",
     ),
     C("loss", "The loss (default: cross_entropy).", kind=LOSSES, kind_default="cross_entropy", example="loss cross_entropy smoothing=0.1"),
-    C("regularize", "Add a weight penalty; give it once per kind.", kind=REGULARIZERS, repeatable=True, example="regularize l2 1e-4"),
+    C("regularize", "Add a weight penalty; give it once per kind.", kind=REGULARIZERS, repeatable=True, example="regularize l2 1e-4", role="trick"),
     C(
         "weight_noise",
         "Add Gaussian noise N(0, std²) to the weights at every training step (the gradient is taken at the perturbed weights).",
         (P("std", POSITIVE, REQUIRED, "standard deviation of the weight noise", positional=True),),
         example="weight_noise std=0.01",
+        role="trick",
     ),
     C(
         "early_stop",
@@ -143,10 +162,35 @@ for schema in [
             P("restore", Choice(("best", "last")), "best", "which weights to keep at the end"),
         ),
         example="early_stop monitor=val.loss patience=8 restore=best",
+        role="trick",
     ),
     C("clip_grad", "Clip the gradient's global L2 norm to at most this value.", (P("max_norm", POSITIVE, REQUIRED, "largest gradient norm", positional=True),), example="clip_grad 1.0"),
     C("seed", "Seed for everything random: splits, initialization, augmentation, dropout, order.", (P("value", SEED, 0, "the seed (below 2**63)", positional=True),), example="seed 0"),
-    C("adversarial", "Adversarial training.", kind=ATTACKS, example="adversarial fgsm eps=0.05 weight=0.5"),
+    C("adversarial", "Adversarial training.", kind=ATTACKS, example="adversarial fgsm eps=0.05 weight=0.5", role="trick"),
+    C(
+        "compile",
+        "Compile the training step with torch.compile (TorchInductor): the model's forward and backward, and the optimizer's step. "
+        "The first run pays a warm-up (tens of seconds on a CPU); the compiled code is cached on disk (TORCHINDUCTOR_CACHE_DIR, by default "
+        "~/.cache/trick/inductor), so later runs of the same spec on the same machine start faster. Evaluation stays eager. docs/performance.md says when it pays.",
+        (
+            P("enabled", Bool(), True, "compile (true) or run eagerly (false)", positional=True),
+            P("mode", Choice(("default", "reduce_overhead", "max_autotune")), "default", "torch.compile's mode (`reduce_overhead` is its reduce-overhead: CUDA graphs)"),
+        ),
+        example="compile true",
+    ),
+    C(
+        "precision",
+        "Train in mixed precision: the forward pass and the loss under torch.autocast in bf16 or fp16 (the weights, the optimizer and the metrics stay fp32); "
+        "fp16 scales the loss with a GradScaler. bf16 runs on CPUs that support it and on recent GPUs; fp16 is meant for CUDA.",
+        (P("kind", Choice(("fp32", "bf16", "fp16")), "fp32", "the autocast type (fp32: none)", positional=True),),
+        example="precision bf16",
+    ),
+    C(
+        "channels_last",
+        "Keep 2-D convolution inputs and weights in channels-last (NHWC) memory order, which cuDNN and oneDNN convolve faster; for image models, mainly on CUDA.",
+        (P("enabled", Bool(), True, "use channels-last memory order", positional=True),),
+        example="channels_last true",
+    ),
     C("device", "Where to train (the command line's --device overrides it).", (P("name", Choice(("auto", "cpu", "cuda")), "auto", "`auto` uses a GPU when there is one", positional=True),), example="device cpu"),
 ]:
     TRAIN.add(schema)
