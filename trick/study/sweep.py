@@ -72,8 +72,14 @@ def trial_value(history: list[dict], summary: dict | None, metric: str) -> float
     return float(chosen[metric])
 
 
+OPTUNA_MISSING = "trickc sweep needs Optuna, which is not installed; install it with: pip install 'trick[sweep]'"
+
+
 def _optuna():
-    import optuna
+    try:
+        import optuna
+    except ImportError:
+        raise TrickUsageError(OPTUNA_MISSING) from None
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
