@@ -202,3 +202,28 @@ def test_multi_task_heads_mix_classes_and_numbers(tmp_path):
     assert described["targets"]["label"]["task"] == "regression" and described["targets"]["expensive"]["classes"] == ["0", "1"]
     assert described["targets"]["label"]["mean"] == pytest.approx(float(np.mean(price)), rel=0.2)
     assert (tmp_path / "run" / "predictions.png").is_file()
+
+
+def test_a_streamed_folder_run_resumes_exactly(tmp_path):
+    """Interrupted after its first checkpoint and resumed, a run that streams its images ends
+    with the metrics of the uninterrupted run (the batch order and the augmentation's draws
+    come from the generators in last.pt; the decoding is the same whichever epoch it is)."""
+    from trick.runtime.run import Interrupted, execute
+    from trick.runtime.trainer import Hooks
+
+    from ..conftest import ROOT
+
+    spec = ROOT / "specs" / "shapes_folder.trick"
+    settings = ["train.epochs=3", "data.source.cache=stream", "data.source.workers=0", "train.early_stop.patience=50"]
+    whole = execute(compile_source(spec, overrides=settings), tmp_path / "whole", stream=None)
+
+    def stop(trainer, epoch):
+        if epoch == 2:  # epoch 2's checkpoint is not written yet: last.pt holds epoch 1
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        execute(compile_source(spec, overrides=settings), tmp_path / "cut", stream=None, hooks=Hooks(after_epoch=stop))
+    resumed = execute(compile_source(spec, overrides=settings), tmp_path / "cut", stream=None, resume=True)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(resumed.history) == strip(whole.history) and len(whole.history) == 3
+    assert resumed.summary["test"] == whole.summary["test"]
