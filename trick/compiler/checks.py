@@ -15,7 +15,6 @@ from collections.abc import Callable
 from ..dsl import ast
 from ..dsl.diagnostics import did_you_mean
 from . import clauses as R
-from .sweep import check_sweep
 
 METRIC_NAMES = ("loss", "accuracy", "mse", "mae", "r2")
 SPLITS = ("train", "val")
@@ -313,6 +312,10 @@ def curriculum_has_a_score(ctx) -> None:
 @register
 def sweep_varies_arguments_of_this_spec(ctx) -> None:
     """The sweep's metric is one a run records, and each `vary` names an argument of the spec with values it accepts (compiler/sweep.py)."""
+    if ctx.program.block("sweep") is None:
+        return  # compiler/sweep.py is imported only for a spec that has a sweep block (trickc check starts faster)
+    from .sweep import check_sweep
+
     check_sweep(ctx)
 
 

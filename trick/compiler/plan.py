@@ -7,7 +7,6 @@ what it leaves to a default is written out, so that the plan says exactly what w
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from typing import Any
 
@@ -17,7 +16,6 @@ from . import clauses as R
 from . import ir
 from .check import CheckedSpec
 from .schema import REQUIRED
-from .sweep import sweep_free_text
 from .ir import show_shape as _show
 
 
@@ -199,7 +197,14 @@ def expr_json(expr) -> Any:
 def content_hash(spec: CheckedSpec) -> str:
     """A hash of a spec file, the data file it reads (`source file`: its bytes) and,
     recursively, everything it imports."""
-    digest = hashlib.sha256(sweep_free_text(spec.program).encode("utf-8"))  # a sweep block changes no run
+    import hashlib  # here: `trickc check` computes no hash, and importing it costs its start
+
+    text = spec.program.text
+    if spec.program.block("sweep") is not None:  # a sweep block changes no run
+        from .sweep import sweep_free_text
+
+        text = sweep_free_text(spec.program)
+    digest = hashlib.sha256(text.encode("utf-8"))
     source = spec.clause("data", "source")
     if source is not None and source.kind in ("file", "folder"):
         base = spec.loaded.path.parent if spec.loaded.path is not None else os.getcwd()
@@ -224,6 +229,8 @@ def _file_digest(path: str) -> str:
         stat = os.stat(path)
         key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
         if key not in _DIGESTS:
+            import hashlib
+
             digest = hashlib.sha256()
             with open(path, "rb") as handle:
                 for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -237,6 +244,8 @@ def _file_digest(path: str) -> str:
 def _folder_digest(path: str) -> str:
     """A hash of an image folder's listing: every file's path, size and modification time (its
     images are not read: a changed image changes its size or time)."""
+    import hashlib
+
     digest = hashlib.sha256()
     try:
         for root, dirs, files in os.walk(path):
