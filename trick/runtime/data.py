@@ -311,12 +311,10 @@ def _split_rows(plan: DataPlan, y: np.ndarray, x_test, y_test, split: np.ndarray
     test_seed, fraction_seed, val_seed = seeds
     rows = np.arange(len(y))
     test_rows = None
-    if split is not None and (split == "test").any() and plan.test is None:
-        test_rows = rows[split == "test"]
+    if split is not None and (split == "test").any() and plan.test is None:  # the data's own test rows
+        test_rows, rows = rows[split == "test"], rows[split != "test"]
     elif x_test is None or plan.test is not None:
-        rows, y_rest, test_rows, _ = _stratified(rows, y, 0.2 if plan.test is None else plan.test, test_seed, "test split", plan.span, names, stratify)
-    if split is not None and (split == "test").any() and plan.test is None:
-        rows = rows[split[rows] != "test"]
+        rows, _, test_rows, _ = _stratified(rows, y, 0.2 if plan.test is None else plan.test, test_seed, "test split", plan.span, names, stratify)
     if plan.train_fraction < 1:
         _, _, rows, _ = _stratified(rows, y[rows], plan.train_fraction, fraction_seed, "train_fraction", plan.span, names, stratify)
     if split is not None and (split == "val").any():

@@ -43,18 +43,3 @@ def describe(plan: ir.TrainingPlan, graph: ir.ModelGraph, splits) -> dict[str, A
 
 def write(folder: Path, description: dict[str, Any]) -> None:
     (Path(folder) / FILE).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
-
-
-def read(folder: Path) -> dict[str, Any] | None:
-    """The run's data.json, or None (runs written before it existed, or a damaged file)."""
-    try:
-        return json.loads((Path(folder) / FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def classes(description: dict[str, Any] | None) -> dict[str, list[str]]:
-    """The class names of each classification target."""
-    if not description:
-        return {}
-    return {t: d["classes"] for t, d in description.get("targets", {}).items() if d.get("task") == "classification"}

@@ -40,25 +40,17 @@ class ImageSet:
     def shape(self) -> tuple[int, ...]:
         return (len(self.paths), self.channels, self.size, self.size)
 
-    @property
-    def ndim(self) -> int:
-        return 4
-
     def subset(self, rows: np.ndarray) -> "ImageSet":
         """The images at `rows` (a split of the set), in that order."""
         rows = np.asarray(rows, np.int64)
         cached = None if self.cached is None else self.cached.numpy()[rows]
         return ImageSet([self.paths[i] for i in rows], self.size, self.color, self.written, cached, self.workers)
 
-    def concat(self, other: "ImageSet") -> "ImageSet":
-        cached = None if self.cached is None or other.cached is None else np.concatenate([self.cached.numpy(), other.cached.numpy()])
-        return ImageSet(self.paths + other.paths, self.size, self.color, self.written, cached, self.workers)
-
     def _bytes(self, index: torch.Tensor) -> torch.Tensor:
         if self.cached is not None:
             return self.cached[index.cpu()]
         dataset = files.FolderImages(self.paths, self.size, self.color, self.written)
-        return next(files.batches_of(dataset, [index.cpu()], 0)) if len(index) else torch.zeros((0, self.channels, self.size, self.size), dtype=torch.uint8)
+        return torch.stack([dataset[i] for i in index.tolist()]) if len(index) else torch.zeros((0, self.channels, self.size, self.size), dtype=torch.uint8)
 
     def raw(self, index: torch.Tensor) -> torch.Tensor:
         """float32 [B, C, S, S] in [0, 1] of the images at `index`."""
@@ -112,12 +104,6 @@ class ImageView:
     def to(self, device) -> "ImageView":
         normalizer = self.normalizer.to(device) if self.normalizer is not None else None
         return ImageView(self.images, normalizer, device)
-
-    def contiguous(self) -> "ImageView":
-        return self
-
-    def cpu(self) -> "ImageView":
-        return self.to("cpu")
 
     def _finish(self, raw: torch.Tensor) -> torch.Tensor:
         raw = raw.to(self.device)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from ..compiler import ir
 from ..dsl.diagnostics import Diagnostic, Span, TrickUsageError
 from . import checkpoint as ckpt
+from . import datainfo
 from .data import Normalizer
 from .tta import tta_enabled, tta_logits
 
@@ -166,7 +167,7 @@ class Loaded:
         self.graph: ir.ModelGraph = program.graph
         self.plan: ir.TrainingPlan = program.plan
         self.device = torch.device(device)
-        self.data = _read_json(self.run_dir / "data.json")
+        self.data = _read_json(self.run_dir / datainfo.FILE)
         self.summary = _read_json(self.run_dir / "summary.json", needed=False) or {}
         self.inputs, self.outputs = run_data(program, self.data)
         self.weights = _check_weights(weights)
