@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import trick
+from trick.layers import keep_mask
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 
@@ -167,8 +168,53 @@ def test_dropconnect_masks_weights_and_keeps_the_expectation(layer):
     torch.manual_seed(3)
     one = model.train()(x)
     torch.manual_seed(3)
-    mask = torch.empty_like(module.weight).bernoulli_(0.5)
+    (mask,) = keep_mask((1, *module.weight.shape), 0.5, module.weight)  # the batch's one example's mask
+    assert set(mask.unique().tolist()) <= {0.0, 1.0}
     torch.testing.assert_close(one, F.linear(x, module.weight * mask / 0.5, module.bias))
+
+
+def test_keep_mask_keeps_each_entry_with_the_keep_probability():
+    """keep_mask(shape, q): 0/1 entries, P(1) = round(q·2^31)/2^31 (within 2^-32 of q); over
+    10^6 draws the kept fraction is within 5 standard deviations of q, for several q."""
+    torch.manual_seed(0)
+    n = 10**6
+    for q in (0.05, 0.3, 0.5, 0.7, 0.95):
+        mask = keep_mask((n,), q, torch.empty(0, dtype=torch.float64))
+        assert mask.dtype == torch.float64 and set(mask.unique().tolist()) <= {0.0, 1.0}
+        assert abs(float(mask.mean()) - q) < 5 * (q * (1 - q) / n) ** 0.5
+    # a keep probability that rounds to 1 (p below 2^-32) keeps everything, with no int32 overflow
+    assert bool(keep_mask((1000,), 1 - 2**-40, torch.empty(0)).eq(1).all())
+
+
+def test_per_example_dropconnect_gradients_are_those_of_the_formula():
+    """The per-example product's own backward (it keeps only the masks) gives autograd's
+    gradients of y_b = ((M_b ⊙ W) x_b)/(1-p), first and second derivatives (gradcheck and
+    gradgradcheck in float64), and runs under bf16 autocast (the gradients in the inputs' dtypes)."""
+    from trick.layers import _ExampleDropConnect
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(5, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    masks = (torch.rand(3, 5, 4, generator=g) < 0.7).double()
+    out = _ExampleDropConnect.apply(x, w, masks, 1 / 0.7)
+    upstream = torch.randn(3, 5, dtype=torch.float64, generator=g)
+    dx, dw = torch.autograd.grad(out, (x, w), upstream)
+    reference = torch.einsum("boi,bi->bo", w * masks / 0.7, x)
+    torch.testing.assert_close(out, reference)
+    rdx, rdw = torch.autograd.grad(reference, (x, w), upstream)
+    torch.testing.assert_close(dx, rdx)
+    torch.testing.assert_close(dw, rdw)
+
+    def fn(x, w):
+        return _ExampleDropConnect.apply(x, w, masks, 1 / 0.7)
+
+    assert torch.autograd.gradcheck(fn, (x, w)) and torch.autograd.gradgradcheck(fn, (x, w))
+    layer = trick.layers.DropConnectLinear(4, 5, p=0.3).train()
+    xf = torch.randn(3, 4, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(xf)
+    y.float().sum().backward()
+    assert xf.grad.dtype == torch.float32 and layer.weight.grad.dtype == torch.float32
 
 
 def test_dropconnect_conv(layer):
@@ -179,7 +225,7 @@ def test_dropconnect_conv(layer):
     torch.manual_seed(3)
     one = model.train()(x)
     torch.manual_seed(3)
-    mask = torch.empty_like(module.weight).bernoulli_(0.8)
+    mask = keep_mask(module.weight.shape, 0.8, module.weight)  # one mask for the batch
     torch.testing.assert_close(one, F.conv1d(x, module.weight * mask / 0.8, module.bias), **TOL)
 
 

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from trick.runtime.objectives import cross_entropy
 
-from .support import Draws, examples, generator, mask_probability, masks, normal, num, seeds
+from .support import KEEP_RESOLUTION, Draws, examples, generator, mask_probability, masks, normal, num, seeds
 
 EXACT = dict(atol=1e-10, rtol=1e-10)
 probabilities = st.one_of(st.just(0.5), st.floats(0.02, 0.95))
@@ -48,7 +48,7 @@ def _expectation(model, x, shape, keep):
     for mask, ones in masks(shape):
         with torch.no_grad(), Draws(masks=[mask]) as draws:
             out = model(x)
-        assert draws.bernoulli == [(shape, pytest.approx(keep, abs=1e-12))]
+        assert draws.bernoulli == [(shape, pytest.approx(keep, abs=KEEP_RESOLUTION))]
         total = total + mask_probability(ones, size, keep) * out
     return total
 
@@ -114,7 +114,7 @@ def test_weight_scaling_is_exact_for_softmax_regression(compile_spec, inputs, cl
     for mask, ones in masks((1, inputs)):
         with torch.no_grad(), Draws(masks=[mask]) as draws:
             log_probs = F.log_softmax(model(v), dim=1)
-        assert draws.bernoulli == [((1, inputs), pytest.approx(keep, abs=1e-12))]
+        assert draws.bernoulli == [((1, inputs), pytest.approx(keep, abs=KEEP_RESOLUTION))]
         log_mean = log_mean + mask_probability(ones, inputs, keep) * log_probs
     ensemble = torch.softmax(log_mean, dim=1)  # renormalized over the classes
     torch.testing.assert_close(ensemble, torch.softmax(model.eval()(v), dim=1), **EXACT)
@@ -192,7 +192,7 @@ def _logistic_terms(compile_spec, inputs, delta, seed, samples, size=None):
     for pattern, ones in masks((inputs,)):
         with torch.no_grad(), Draws(masks=[pattern.expand(samples, inputs)]) as draws:
             value = loss(model(x))
-        assert draws.bernoulli == [((samples, inputs), pytest.approx(1 - delta, abs=1e-12))]
+        assert draws.bernoulli == [((samples, inputs), pytest.approx(1 - delta, abs=KEEP_RESOLUTION))]
         noisy = noisy + mask_probability(ones, inputs, 1 - delta) * value
     p = torch.sigmoid(x @ beta)
     R = 0.5 * delta / (1 - delta) * (x**2 * beta**2 * (p * (1 - p))[:, None]).sum()

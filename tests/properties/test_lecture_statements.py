@@ -36,7 +36,7 @@ from trick.runtime.optim import optimizer
 from trick.runtime.report import layer_weights
 from trick.runtime.trainer import Trainer
 
-from .support import Draws, examples, generator, normal, num, seeds
+from .support import KEEP_RESOLUTION, Draws, examples, generator, normal, num, seeds
 
 EXACT = dict(atol=1e-12, rtol=1e-12)
 
@@ -147,7 +147,7 @@ def test_dropconnect_gives_each_example_its_own_mask(compile_spec, inputs, units
     mask = (torch.rand(batch, units, inputs, generator=gen) < 0.5).double()
     with torch.no_grad(), Draws(masks=[mask]) as seen:
         out = model(x)
-    assert seen.bernoulli == [((batch, units, inputs), pytest.approx(1 - p, abs=1e-12))]
+    assert seen.bernoulli == [((batch, units, inputs), pytest.approx(1 - p, abs=KEEP_RESOLUTION))]
     for b in range(batch):
         expected = F.linear(x[b], dense.weight * mask[b] / (1 - p), dense.bias)
         torch.testing.assert_close(out[b], expected, **EXACT)

@@ -4,6 +4,8 @@ The records in fixtures/golden_runs.json were made before the redesign of issue 
 left all five alone. Issue 15 changed three of them on purpose: digits_mlp (DropConnect draws
 a mask per example) and mnist1d_cnn / mnist1d_fitnet (augmentation acts on the raw scale,
 then the batch is normalized); spiral_l1 and digits_multitask are still the first records.
+Issue 20 changed digits_mlp again: DropConnect's masks come from 31-bit integers against a
+threshold (trick.layers.keep_mask) instead of `bernoulli_`, the same distribution, other draws.
 A change that claims to leave behaviour alone must leave them alone. Regenerate them only on
 purpose: `python tests/runtime/test_golden_runs.py` (and say why in the commit).
 """
