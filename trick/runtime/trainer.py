@@ -119,10 +119,14 @@ class Trainer:
         self.optimizer = make_optimizer(plan.optimizer, groups, fused=plan.compile is not None)
         self._optimized = [p for group in self.optimizer.param_groups for p in group["params"]]
         self.net = world.wrap(self.model)  # what the training forward goes through: DistributedDataParallel with several processes
+        self._uncompiled = self.net  # what _forward_loss calls (compiled, if at all, as part of it)
+        self._plain = self._forward_loss  # the plain objective's step: forward, losses, penalty
         # compile / precision / channels_last (speed.py); None for the eager fp32 step
         self.speed = Speed(plan, self.model, self.optimizer, device) if Speed.needed(plan) else None
-        if self.speed is not None:
-            self.net = self.speed.wrap(self.net)
+        if self.speed is not None and plan.compile is not None:
+            if self.hooks.batch_loss is None:
+                self._plain = self.speed.compile(self._forward_loss)  # one graph
+            self.net = self.speed.compile(self.net)  # what other objectives call, through `outputs`
         self._move = device.type != "cpu"  # batch indices are cut on the CPU: move them (a call saved per step on the CPU)
         self._sharded = world.size > 1
         n = len(self.x["train"])
@@ -238,6 +242,14 @@ class Trainer:
             return self.x["train"][index]
         return self.normalizer(self.augment(self.raw_inputs("train")[index], self.generator))
 
+    def _forward_loss(self, x: torch.Tensor, targets: dict[str, torch.Tensor]):
+        """The plain objective's forward: (loss + penalty, loss, outputs, each head's loss)."""
+        out = self._uncompiled(x)
+        outputs = out if isinstance(out, dict) else {"label": out}
+        parts = self.head_losses(outputs, targets)
+        loss = weighted_sum(self.heads, parts)
+        return (loss + self.penalty() if self.penalty else loss), loss, outputs, parts
+
     def _step(self, x, targets, step):
         """One step's forward and backward: (loss, outputs, each head's loss or None).
 
@@ -252,12 +264,10 @@ class Trainer:
             if self.speed is not None:
                 x = self.speed.inputs(x)
             if self.hooks.batch_loss is None:
-                outputs = self.outputs(x)
-                parts = self.head_losses(outputs, targets)
-                loss = weighted_sum(self.heads, parts)
+                total, loss, outputs, parts = self._plain(x, targets)
             else:
                 loss, outputs = self.hooks.batch_loss(self, x, targets)
-        total = loss + self.penalty() if self.penalty else loss
+                total = loss + self.penalty() if self.penalty else loss
         if not (self.world.all_finite(total.detach()) if self._sharded else math.isfinite(total.detach().item())):
             raise NonFiniteLoss(float(total.detach()), self.epoch + 1, step + 1)
         if self.speed is None:

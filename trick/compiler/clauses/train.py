@@ -169,7 +169,10 @@ for schema in [
     C("adversarial", "Adversarial training.", kind=ATTACKS, example="adversarial fgsm eps=0.05 weight=0.5", role="trick"),
     C(
         "compile",
-        "Compile the training step with torch.compile (TorchInductor): the model's forward and backward, and the optimizer's step. "
+        "Compile the training step with torch.compile (TorchInductor): the forward pass, the loss and the penalty terms "
+        "as one graph, with its backward pass, and torch's fused optimizer step "
+        "(with `adversarial` or `distill`, the model's forward and backward). "
+        "On the CPU the random draws (dropout, DropConnect, noise) are torch's own, as in an eager run. "
         "The first run pays a warm-up (tens of seconds on a CPU); the compiled code is cached on disk (TORCHINDUCTOR_CACHE_DIR, by default "
         "~/.cache/trick/inductor), so later runs of the same spec on the same machine start faster. Evaluation stays eager. docs/performance.md says when it pays.",
         (
