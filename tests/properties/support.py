@@ -29,10 +29,9 @@ class Draws(TorchDispatchMode):
     CPU, ScaledDropout) or trick.layers.keep_mask's (DropConnect): uniform 31-bit integers
     U from int32 `random_` (`random` under torch.compile), then clamp(threshold - U, 0, 1);
     the integers served are 0 where the mask is 1 and 2^31 - 1 where it is 0, and the
-    probability recorded is threshold / 2^31.
-    `self.bernoulli` lists (shape, probability) of each mask drawn, `self.normal` the shapes
-    of the normal draws. Any other random op, or a draw
-    of the wrong shape, fails the test: the module under test must draw its randomness
+    probability recorded is threshold / 2^31. `self.bernoulli` lists (shape, probability) of
+    each mask drawn, `self.normal` the shapes of the normal draws. Any other random op, or a
+    draw of the wrong shape, fails the test: the module under test must draw its randomness
     the way the lecture describes, one Bernoulli(keep probability) per unit or weight.
 
     The module's own arithmetic (scaling, multiplying, adding noise) runs unchanged, so
@@ -45,7 +44,7 @@ class Draws(TorchDispatchMode):
         self.normals = list(normals)
         self.bernoulli: list[tuple[tuple[int, ...], float]] = []
         self.normal: list[tuple[int, ...]] = []
-        self._bits: dict[int, tuple[int, ...]] = {}  # data_ptr -> shape of integers served, awaiting their `<`
+        self._bits: dict[int, tuple[int, ...]] = {}  # data_ptr -> shape of the integers served, until `threshold - U` reads them
 
     def _mask(self, target) -> torch.Tensor:
         if not self.masks:
@@ -88,7 +87,7 @@ class Draws(TorchDispatchMode):
 
 
 # How far a recorded keep probability may be from the spec's: keep_mask's threshold is
-# round(keep·2^31) over 2^31 (bernoulli_ takes the probability as it is).
+# min(round(keep·2^31), 2^31 - 1) over 2^31 (bernoulli_ takes the probability as it is).
 KEEP_RESOLUTION = 2**-32
 
 
